@@ -1,0 +1,1 @@
+"""One inference interface (Engine) over ONNX Runtime and TensorRT; model metadata; quantization."""

@@ -1,0 +1,1 @@
+"""sim stage (see DESIGN.md)."""

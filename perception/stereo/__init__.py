@@ -1,0 +1,1 @@
+"""stereo stage (see DESIGN.md)."""

@@ -1,0 +1,1 @@
+"""terrain stage (see DESIGN.md)."""
