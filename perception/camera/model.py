@@ -148,6 +148,13 @@ class CameraInfo:
             width, height = int(data["image_width"]), int(data["image_height"])
         except (KeyError, TypeError, ValueError) as err:
             raise CalibrationError("missing or invalid image_width / image_height", subject=subject) from err
+        try:
+            return cls._from_blocks(data, width, height, block)
+        except CalibrationError as err:  # name the file, not just the camera
+            raise CalibrationError(err.message, subject=subject, hint=err.hint) from err
+
+    @classmethod
+    def _from_blocks(cls, data: dict, width: int, height: int, block) -> "CameraInfo":
         return cls(
             width=width,
             height=height,

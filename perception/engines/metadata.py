@@ -28,7 +28,7 @@ from perception.errors import ModelError
 METADATA_KEY = "perception"
 SCHEMA_VERSION = 1
 TASKS = ("terrain_features", "scene", "detect", "stereo", "generic")
-LAYOUTS = ("NCHW", "NHWC", "NC", "N")
+LAYOUT_LETTERS = "NCHWDL"  # batch, channels, height, width, depth, length (e.g. anchors)
 COLORS = ("rgb", "bgr", "gray", "yuv", "none")
 DTYPES = ("float32", "float16", "int8", "uint8", "int32", "int64", "bool")
 
@@ -148,8 +148,12 @@ class ModelMetadata:
         for t in [*self.inputs, *self.outputs]:
             if t.dtype not in DTYPES:
                 raise ModelError(f"tensor '{t.name}' has unknown dtype '{t.dtype}'", subject=subject)
-            if t.layout not in LAYOUTS:
-                raise ModelError(f"tensor '{t.name}' has unknown layout '{t.layout}'", subject=subject)
+            if not t.layout or set(t.layout) - set(LAYOUT_LETTERS) or len(set(t.layout)) != len(t.layout):
+                raise ModelError(
+                    f"tensor '{t.name}' has layout '{t.layout}'",
+                    subject=subject,
+                    hint=f"a layout is one distinct letter of {LAYOUT_LETTERS} per dimension, e.g. NCHW",
+                )
             if t.color not in COLORS:
                 raise ModelError(f"tensor '{t.name}' has unknown colour order '{t.color}'", subject=subject)
             if len(t.shape) != len(t.layout):
