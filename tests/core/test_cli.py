@@ -35,7 +35,7 @@ def _help(verb: list[str]) -> str:
     buf = io.StringIO()
     with contextlib.redirect_stdout(buf), pytest.raises(SystemExit):
         build_parser().parse_args([*verb, "--help"])
-    return buf.getvalue()
+    return " ".join(buf.getvalue().split())  # argparse wraps lines
 
 
 @pytest.mark.parametrize("verb", VERBS, ids=" ".join)
