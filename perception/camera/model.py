@@ -184,8 +184,10 @@ class CameraInfo:
             "projection_matrix": block(self.P),
         }
 
-    def to_yaml(self, path: str | Path) -> None:
-        Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
+    def to_yaml(self, path: str | Path, *, comment: str | None = None) -> None:
+        """Write the camera_info YAML; `comment` lines go first as `# ...` (YAML readers, ROS included, skip them)."""
+        header = "".join(f"# {line}\n" for line in comment.splitlines()) if comment else ""
+        Path(path).write_text(header + yaml.safe_dump(self.to_dict(), sort_keys=False))
 
 
 def stereo_baseline(right: CameraInfo) -> float:

@@ -1,0 +1,39 @@
+"""Writing a `FrameResult` to a ROS 2 bag: the outputs, and optionally the (rectified) inputs copied through.
+
+Topic names come from `perception.topics`; stamps and frame_id are the input frame's.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from perception import topics as T
+from perception.io.bag_writer import BagWriter
+from perception.pipeline.core import FrameResult
+
+
+def ros_disparity(disparity: np.ndarray, min_d: float) -> np.ndarray:
+    """stereo_image_proc's convention: invalid pixels carry a value below min_disparity (min_d - 1), not NaN."""
+    return np.where(np.isfinite(disparity), disparity, np.float32(min_d - 1.0)).astype(np.float32)
+
+
+def write_result(writer: BagWriter, result: FrameResult, *, namespace: str = T.OUTPUT_NAMESPACE,
+                 copy_inputs: bool = True) -> None:
+    """Write what `result` holds; a skipped frame writes nothing."""
+    if not result.ok:
+        return
+    frame, header = result.frame, result.header
+    if copy_inputs:
+        writer.write_image(T.absolute(T.LEFT_IMAGE, namespace), header, frame.left)
+        writer.write_camera_info(T.absolute(T.LEFT_INFO, namespace), header, frame.left_info)
+        if frame.right is not None:
+            writer.write_image(T.absolute(T.RIGHT_IMAGE, namespace), header, frame.right)
+            writer.write_camera_info(T.absolute(T.RIGHT_INFO, namespace), header, frame.right_info)
+    d = result.disparity
+    if d is not None and result.baseline_m is not None:
+        valid = d.disparity[d.valid]
+        min_d = float(np.floor(valid.min())) if valid.size else 0.0
+        max_d = float(np.ceil(valid.max())) if valid.size else 1.0
+        writer.write_disparity(
+            T.absolute(T.DISPARITY, namespace), header, ros_disparity(d.disparity, min_d),
+            f=frame.left_info.fx, baseline=result.baseline_m, min_d=min_d, max_d=max_d,
+        )
