@@ -1,5 +1,8 @@
 """Write everything the pipeline produces to a ROS 2 bag (rosbag2: a directory with metadata.yaml) without ROS.
 
+rosbags (`rosbags.rosbag2.Writer`) writes every bag, MCAP or sqlite3; `perception.io.bag_storage` sets it up to
+survive write failures. This module adds typed `write_*` methods, the path convention, QoS and error reporting.
+
 Bag path convention (**contract** for `--out`)
 ----------------------------------------------
 The path given IS the bag directory, whatever its name, so the same path is what `ros2 bag play`, `ros2 bag info`,
@@ -12,56 +15,59 @@ rosbags' `Reader` / `AnyReader` and `perception replay` take. Its suffix picks t
 The file inside follows `ros2 bag record`'s `<name>_0.<ext>` naming. An existing path is never overwritten unless
 `overwrite=True`, and even then only a file or a directory that looks like a bag (metadata.yaml / storage files).
 
-Robustness: messages are written in self-contained chunks (MCAP) or committed transactions (sqlite3). If a write
-fails (disk full, quota, I/O error) the partial chunk is cut off again, the writer stops accepting messages
-(`BagWriteError`) and `close()` -- called by `__exit__` even when an exception is propagating -- finishes the file
-(MCAP summary + footer, sqlite3 commit) and writes metadata.yaml for what was durably written. If even that cannot
-be written, the MCAP file still ends at a chunk boundary, which `perception.sources.BagSource` (and `mcap recover`)
-read; the bag source also accepts a bag directory whose metadata.yaml is missing.
+Write failures (disk full, quota, file size limit, I/O error)
+-------------------------------------------------------------
+Messages become durable a chunk (MCAP, `chunk_size` bytes) or a transaction (sqlite3, `commit_every` messages)
+at a time, each written all or nothing. When a write fails the write_* call raises `BagWriteError`, the bag takes
+no more messages, and what was not durable yet (at most that one chunk / transaction) is dropped; `close()` --
+called by `__exit__` even when an exception is propagating -- finishes the storage file (MCAP summary + footer,
+sqlite3 metadata row) and writes metadata.yaml for exactly the durable messages (`message_counts`). If the
+MCAP summary no longer fits, the file ends after its last complete chunk without a footer: rosbags and
+`ros2 bag play` then refuse it, `perception.sources.BagSource` (and `mcap recover`) read every durable message.
+A bag directory whose metadata.yaml could not be written is read by BagSource too. When closing itself fails
+(the last chunk or the summary does not fit), `close()` raises BagWriteError after finishing what it can (in
+`__exit__` with an exception already propagating it is logged instead). The precise mechanism and the cases it
+does not cover are in `perception.io.bag_storage`.
 
-QoS: each topic records `offered_qos_profiles` so `ros2 bag play` republishes with the right QoS:
-sensor data (Image, CompressedImage, CameraInfo, DisparityImage) best effort + volatile, depth 5; maps
-(OccupancyGrid, any topic ending in `map` / `costmap`) and `/tf_static` reliable + transient local, depth 1;
-everything else reliable + volatile (depth 100 for /tf, 10 otherwise). Override per topic with `qos_overrides`.
+QoS: each topic records `offered_qos_profiles` (rules in `perception.io.qos`) so `ros2 bag play` republishes with
+the right QoS; override per topic with `qos_overrides`.
 """
 from __future__ import annotations
 
-import errno
-import io
 import logging
 import os
 import shutil
-import sqlite3
-import struct
-import zlib
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
+from rosbags.rosbag2 import WriterError
+from rosbags.rosbag2.enums import CompressionFormat, CompressionMode
 
 from perception.camera.model import CameraInfo
 from perception.errors import PerceptionError
 from perception.frame import Header, Pose
 from perception.io import messages as M
+from perception.io.bag_storage import MAX_CHUNK, METADATA_VERSION, WRITE_ERRORS, Rosbag2Writer, storage_file
+from perception.io.qos import (  # the QoS names were first defined here: re-exported
+    LATCHED_QOS, NAMED_QOS, RELIABLE_QOS, SENSOR_QOS, SENSOR_TYPES, TF_QOS, QosProfile, as_profile, dump_qos, qos_for,
+)
+from perception.io.typestore import type_hash
 
 log = logging.getLogger("perception.io")
 
 STORAGES = {"mcap": ".mcap", "sqlite3": ".db3"}
 _STORAGE_ALIASES = {"mcap": "mcap", "sqlite3": "sqlite3", "sqlite": "sqlite3", "db3": "sqlite3"}
-METADATA_VERSION = 8  # what rosbags and rosbag2 Iron/Jazzy read; Humble reads the fields it knows
+_BAG_FILES = ("metadata.yaml",)
+_BAG_SUFFIXES = (".mcap", ".db3", ".db3-journal", ".tmp")
 
 
 class BagWriteError(PerceptionError):
     """A bag cannot be created or written (path exists, disk full, message does not fit its type)."""
 
 
-# --------------------------------------------------------------------------------------------------------------
-# Paths and QoS
-# --------------------------------------------------------------------------------------------------------------
 def resolve_bag_path(path: str | os.PathLike, storage: str | None = None) -> tuple[Path, str, Path]:
     """(bag directory, storage, storage file) for an `--out` path; see the module doc for the convention."""
     p = Path(path).expanduser()
@@ -77,385 +83,9 @@ def resolve_bag_path(path: str | os.PathLike, storage: str | None = None) -> tup
             f"path suffix {suffix} says {inferred} but storage={storage}", subject=str(p),
             hint="make the suffix and the storage agree, or drop the suffix",
         )
-    stem = p.stem if inferred else p.name
-    return p, key, p / f"{stem}_0{STORAGES[key]}"
+    return p, key, storage_file(p, STORAGES[key])
 
 
-@dataclass(frozen=True)
-class QosProfile:
-    reliability: str = "reliable"  # reliable | best_effort
-    durability: str = "volatile"  # volatile | transient_local
-    depth: int = 10
-
-    def to_dict(self) -> dict:
-        """rosbag2 metadata v8 form (enums as rmw integers; zero durations mean 'default', i.e. infinite)."""
-        zero = {"sec": 0, "nsec": 0}
-        return {
-            "history": 1,  # keep last
-            "depth": int(self.depth),
-            "reliability": {"reliable": 1, "best_effort": 2}[self.reliability],
-            "durability": {"transient_local": 1, "volatile": 2}[self.durability],
-            "deadline": dict(zero),
-            "lifespan": dict(zero),
-            "liveliness": 1,  # automatic
-            "liveliness_lease_duration": dict(zero),
-            "avoid_ros_namespace_conventions": False,
-        }
-
-
-SENSOR_QOS = QosProfile("best_effort", "volatile", 5)
-LATCHED_QOS = QosProfile("reliable", "transient_local", 1)
-RELIABLE_QOS = QosProfile("reliable", "volatile", 10)
-TF_QOS = QosProfile("reliable", "volatile", 100)
-NAMED_QOS = {"sensor": SENSOR_QOS, "latched": LATCHED_QOS, "map": LATCHED_QOS, "reliable": RELIABLE_QOS, "tf": TF_QOS}
-
-SENSOR_TYPES = {
-    "sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage", "sensor_msgs/msg/CameraInfo",
-    "stereo_msgs/msg/DisparityImage",
-}
-
-
-def qos_for(topic: str, msgtype: str, *, static: bool = False) -> QosProfile:
-    """The QoS a topic is recorded with (see the module doc)."""
-    name = topic.rstrip("/").rsplit("/", 1)[-1]
-    if static or topic.rstrip("/").endswith("tf_static") or msgtype == "nav_msgs/msg/OccupancyGrid":
-        return LATCHED_QOS
-    if msgtype in SENSOR_TYPES:
-        return SENSOR_QOS
-    if name in ("map", "costmap") or name.endswith(("_map", "_costmap")):
-        return LATCHED_QOS
-    if msgtype == "tf2_msgs/msg/TFMessage":
-        return TF_QOS
-    return RELIABLE_QOS
-
-
-def dump_qos(profiles: Iterable[QosProfile]) -> str:
-    items = [p.to_dict() for p in profiles]
-    return yaml.safe_dump(items, sort_keys=False).strip() if items else ""
-
-
-# --------------------------------------------------------------------------------------------------------------
-# Storage back ends
-# --------------------------------------------------------------------------------------------------------------
-@dataclass
-class _Connection:
-    id: int
-    topic: str
-    msgtype: str
-    msgdef: str
-    digest: str
-    qos: str
-
-
-def _open_storage_file(path: Path):
-    """Raw unbuffered file for the MCAP writer (a seam the tests use to simulate a full disk)."""
-    return open(path, "xb", buffering=0)  # noqa: SIM115 - closed by _McapStorage.close
-
-
-def _pack_str(s: str) -> bytes:
-    b = s.encode()
-    return struct.pack("<I", len(b)) + b
-
-
-def _record(op: int, content: bytes) -> bytes:
-    return struct.pack("<BQ", op, len(content)) + content
-
-
-def _pack_map_str(items: Mapping[str, str]) -> bytes:
-    body = b"".join(_pack_str(k) + _pack_str(v) for k, v in items.items())
-    return struct.pack("<I", len(body)) + body
-
-
-MCAP_MAGIC = b"\x89MCAP0\r\n"
-
-
-def zstd_codec():
-    """(compress, decompress) from whichever zstd module this environment has (rosbags brings one)."""
-    try:
-        from backports import zstd  # rosbags >= 0.11 on Python < 3.14
-    except ImportError:
-        try:
-            from compression import zstd  # Python >= 3.14
-        except ImportError:
-            import zstandard  # older rosbags
-
-            return zstandard.ZstdCompressor().compress, zstandard.ZstdDecompressor().decompressobj().decompress
-    return zstd.compress, zstd.decompress
-
-
-class _McapStorage:
-    """A chunked MCAP writer (ros2 profile) that only ever leaves whole chunks behind."""
-
-    def __init__(self, path: Path, *, compression: str | None, chunk_size: int, library: str):
-        self.path = path
-        self.compression = compression or ""
-        self.chunk_size = chunk_size
-        self.f = _open_storage_file(path)
-        self.good = 0  # file offset up to which the content is complete
-        self.schemas: dict[str, int] = {}
-        self.schema_records: list[bytes] = []
-        self.channel_records: list[bytes] = []
-        self.chunk_indexes: list[bytes] = []
-        self.counts: Counter = Counter()  # durable per connection
-        self.start = 2**63 - 1
-        self.end = 0
-        self._reset_chunk()
-        self._write(MCAP_MAGIC + _record(0x01, _pack_str("ros2") + _pack_str(library)))
-
-    def _reset_chunk(self) -> None:
-        self.buf = io.BytesIO()
-        self.index: dict[int, list[tuple[int, int]]] = defaultdict(list)
-        self.chunk_counts: Counter = Counter()
-        self.chunk_start = 2**63 - 1
-        self.chunk_end = 0
-
-    def _write(self, blob: bytes) -> None:
-        """Write all of blob at self.good; on failure cut the file back to self.good and re-raise."""
-        try:
-            view = memoryview(blob)
-            while view:
-                n = self.f.write(view)
-                if not n:
-                    raise OSError(errno.EIO, "write returned 0 bytes")
-                view = view[n:]
-        except OSError:
-            self._rollback()
-            raise
-        self.good += len(blob)
-
-    def _rollback(self) -> None:
-        try:
-            self.f.truncate(self.good)
-            self.f.seek(self.good)
-        except OSError as err:  # pragma: no cover - nothing more we can do
-            log.error("could not cut %s back to %d bytes: %s", self.path, self.good, err)
-
-    def add_connection(self, conn: _Connection) -> None:
-        if conn.msgtype not in self.schemas:
-            sid = len(self.schemas) + 1
-            self.schemas[conn.msgtype] = sid
-            body = struct.pack("<H", sid) + _pack_str(conn.msgtype) + _pack_str("ros2msg")
-            data = conn.msgdef.encode()
-            rec = _record(0x03, body + struct.pack("<I", len(data)) + data)
-            self.schema_records.append(rec)
-            self.buf.write(rec)
-        meta = {"offered_qos_profiles": conn.qos, "topic_type_hash": conn.digest}
-        body = (
-            struct.pack("<HH", conn.id, self.schemas[conn.msgtype]) + _pack_str(conn.topic) + _pack_str("cdr")
-            + _pack_map_str(meta)
-        )
-        rec = _record(0x04, body)
-        self.channel_records.append(rec)
-        self.buf.write(rec)
-
-    def write(self, cid: int, timestamp: int, data: bytes) -> None:
-        self.index[cid].append((timestamp, self.buf.tell()))
-        self.buf.write(struct.pack("<BQHIQQ", 0x05, 22 + len(data), cid, 0, timestamp, timestamp))
-        self.buf.write(data)
-        self.chunk_counts[cid] += 1
-        self.chunk_start = min(self.chunk_start, timestamp)
-        self.chunk_end = max(self.chunk_end, timestamp)
-        if self.buf.tell() >= self.chunk_size:
-            self.flush()
-
-    def flush(self) -> None:
-        """Write the pending chunk (with its message indexes) to the file; all or nothing."""
-        if not self.chunk_counts:
-            return
-        raw = self.buf.getvalue()
-        if self.compression == "zstd":
-            packed = zstd_codec()[0](raw)
-        elif self.compression == "lz4":
-            import lz4.frame
-
-            packed = lz4.frame.compress(raw)
-        else:
-            packed = raw
-        start, end = self.chunk_start, self.chunk_end
-        content = (
-            struct.pack("<QQQI", start, end, len(raw), zlib.crc32(raw)) + _pack_str(self.compression)
-            + struct.pack("<Q", len(packed)) + packed
-        )
-        chunk = _record(0x06, content)
-        chunk_offset = self.good
-        index_offsets = {}
-        pos = chunk_offset + len(chunk)
-        indexes = []
-        for cid in sorted(self.index):
-            entries = b"".join(struct.pack("<QQ", ts, off) for ts, off in self.index[cid])
-            rec = _record(0x07, struct.pack("<HI", cid, len(entries)) + entries)
-            index_offsets[cid] = pos
-            pos += len(rec)
-            indexes.append(rec)
-        index_blob = b"".join(indexes)
-        self._write(chunk + index_blob)  # raises after rolling back: the chunk is lost, earlier ones stay
-        offsets = b"".join(struct.pack("<HQ", cid, off) for cid, off in index_offsets.items())
-        self.chunk_indexes.append(
-            _record(
-                0x08,
-                struct.pack("<QQQQ", start, end, chunk_offset, len(chunk)) + struct.pack("<I", len(offsets)) + offsets
-                + struct.pack("<Q", len(index_blob)) + _pack_str(self.compression)
-                + struct.pack("<QQ", len(packed), len(raw)),
-            )
-        )
-        self.counts.update(self.chunk_counts)
-        self.start, self.end = min(self.start, start), max(self.end, end)
-        self._reset_chunk()
-
-    def discard_pending(self) -> None:
-        self._reset_chunk()
-
-    def finish(self, metadata_yaml: str) -> None:
-        """Metadata record, data end, summary, footer. On failure the file is cut back to its last whole chunk."""
-        base = self.good
-        out = io.BytesIO()
-        meta_start = base + out.tell()
-        out.write(_record(0x0C, _pack_str("rosbag2") + _pack_map_str({"serialized_metadata": metadata_yaml})))
-        meta_len = base + out.tell() - meta_start
-        out.write(_record(0x0F, struct.pack("<I", 0)))
-        summary_start = base + out.tell()
-        groups = []
-
-        def group(op: int, records: list[bytes]) -> None:
-            if records:
-                start = base + out.tell()
-                for r in records:
-                    out.write(r)
-                groups.append((op, start, base + out.tell() - start))
-
-        group(0x03, self.schema_records)
-        group(0x04, self.channel_records)
-        n = sum(self.counts.values())
-        stats = struct.pack(
-            "<QHIIIIQQ", n, len(self.schema_records), len(self.channel_records), 0, 1, len(self.chunk_indexes),
-            self.start if n else 0, self.end if n else 0,
-        )
-        cc = b"".join(struct.pack("<HQ", cid, self.counts[cid]) for cid in sorted(self.counts))
-        group(0x0B, [_record(0x0B, stats + struct.pack("<I", len(cc)) + cc)])
-        group(0x08, self.chunk_indexes)
-        group(0x0D, [_record(0x0D, struct.pack("<QQ", meta_start, meta_len) + _pack_str("rosbag2"))])
-        offsets_start = base + out.tell()
-        for op, start, length in groups:
-            out.write(_record(0x0E, struct.pack("<BQQ", op, start, length)))
-        out.write(_record(0x02, struct.pack("<QQI", summary_start, offsets_start, 0)))
-        out.write(MCAP_MAGIC)
-        self._write(out.getvalue())
-
-    def close(self) -> None:
-        try:
-            self.f.close()
-        except OSError as err:
-            log.error("closing %s: %s", self.path, err)
-
-
-class _SqliteStorage:
-    """rosbag2 sqlite3 storage (schema version 4), committed every `commit_every` messages."""
-
-    SCHEMA = """
-    CREATE TABLE schema(schema_version INTEGER PRIMARY KEY, ros_distro TEXT NOT NULL);
-    CREATE TABLE metadata(id INTEGER PRIMARY KEY, metadata_version INTEGER NOT NULL, metadata TEXT NOT NULL);
-    CREATE TABLE topics(id INTEGER PRIMARY KEY, name TEXT NOT NULL, type TEXT NOT NULL,
-      serialization_format TEXT NOT NULL, offered_qos_profiles TEXT NOT NULL, type_description_hash TEXT NOT NULL);
-    CREATE TABLE message_definitions(id INTEGER PRIMARY KEY, topic_type TEXT NOT NULL, encoding TEXT NOT NULL,
-      encoded_message_definition TEXT NOT NULL, type_description_hash TEXT NOT NULL);
-    CREATE TABLE messages(id INTEGER PRIMARY KEY, topic_id INTEGER NOT NULL, timestamp INTEGER NOT NULL,
-      data BLOB NOT NULL);
-    CREATE INDEX timestamp_idx ON messages (timestamp ASC);
-    INSERT INTO schema(schema_version, ros_distro) VALUES (4, 'perception');
-    """
-
-    def __init__(self, path: Path, *, commit_every: int, commit_bytes: int = 4 << 20):
-        self.path = path
-        self.commit_every = commit_every
-        self.commit_bytes = commit_bytes
-        self.pending_bytes = 0
-        if path.exists():
-            raise FileExistsError(errno.EEXIST, "exists", str(path))
-        self.conn = sqlite3.connect(str(path), isolation_level=None)
-        self.conn.execute("PRAGMA synchronous=NORMAL")
-        self.conn.executescript(self.SCHEMA)
-        self.types: set[str] = set()
-        self.counts: Counter = Counter()  # committed
-        self.pending: Counter = Counter()
-        self.start = 2**63 - 1
-        self.end = 0
-        self.pending_span = (2**63 - 1, 0)
-        self.in_tx = False
-
-    def _begin(self) -> None:
-        if not self.in_tx:
-            self.conn.execute("BEGIN")
-            self.in_tx = True
-
-    def add_connection(self, conn: _Connection) -> None:
-        self._begin()
-        if conn.msgtype not in self.types:
-            self.conn.execute(
-                "INSERT INTO message_definitions (topic_type, encoding, encoded_message_definition, type_description_hash)"
-                " VALUES(?, ?, ?, ?)",
-                (conn.msgtype, "ros2msg", conn.msgdef, conn.digest),
-            )
-            self.types.add(conn.msgtype)
-        self.conn.execute(
-            "INSERT INTO topics VALUES(?, ?, ?, ?, ?, ?)", (conn.id, conn.topic, conn.msgtype, "cdr", conn.qos, conn.digest)
-        )
-        self.flush()
-
-    def write(self, cid: int, timestamp: int, data: bytes) -> None:
-        self._begin()
-        self.conn.execute("INSERT INTO messages (topic_id, timestamp, data) VALUES(?, ?, ?)", (cid, timestamp, bytes(data)))
-        self.pending[cid] += 1
-        self.pending_bytes += len(data)
-        lo, hi = self.pending_span
-        self.pending_span = (min(lo, timestamp), max(hi, timestamp))
-        if sum(self.pending.values()) >= self.commit_every or self.pending_bytes >= self.commit_bytes:
-            self.flush()
-
-    def flush(self) -> None:
-        if not self.in_tx:
-            return
-        try:
-            self.conn.execute("COMMIT")
-        except sqlite3.Error:
-            self.discard_pending()
-            raise
-        self.in_tx = False
-        self.counts.update(self.pending)
-        if self.pending:
-            self.start, self.end = min(self.start, self.pending_span[0]), max(self.end, self.pending_span[1])
-        self.pending.clear()
-        self.pending_bytes = 0
-        self.pending_span = (2**63 - 1, 0)
-
-    def discard_pending(self) -> None:
-        if self.in_tx:
-            try:
-                self.conn.execute("ROLLBACK")
-            except sqlite3.Error:
-                pass
-            self.in_tx = False
-        self.pending.clear()
-        self.pending_bytes = 0
-        self.pending_span = (2**63 - 1, 0)
-
-    def finish(self, metadata_yaml: str) -> None:
-        self._begin()
-        self.conn.execute("INSERT INTO metadata(metadata_version, metadata) VALUES(?, ?)", (METADATA_VERSION, metadata_yaml))
-        self.flush()
-
-    def close(self) -> None:
-        try:
-            self.conn.close()
-        except sqlite3.Error as err:
-            log.error("closing %s: %s", self.path, err)
-
-
-_WRITE_ERRORS = (OSError, sqlite3.Error)
-
-
-# --------------------------------------------------------------------------------------------------------------
-# The writer
-# --------------------------------------------------------------------------------------------------------------
 class BagWriter:
     """A ROS 2 bag being written. Use as a context manager; see the module doc for paths, QoS and failures.
 
@@ -470,96 +100,96 @@ class BagWriter:
         *,
         overwrite: bool = False,
         compression: str | None = None,
-        chunk_size: int = 4 << 20,
+        chunk_size: int = MAX_CHUNK,
         commit_every: int = 64,
         qos_overrides: Mapping[str, QosProfile | str] | None = None,
     ):
         """`storage`: "mcap" or "sqlite3" (None: from the path suffix, else mcap). `compression` (MCAP only):
-        None, "zstd" or "lz4" per chunk. `chunk_size` bytes are buffered per MCAP chunk; `commit_every` messages per
-        sqlite3 transaction (or 4 MiB) -- at most that much is lost if the process dies without closing the bag."""
+        None or "zstd" per chunk (rosbags compresses with zstd only). `chunk_size` bytes are buffered per MCAP
+        chunk (at most rosbags' 1 MiB); `commit_every` messages per sqlite3 transaction (or 4 MiB) -- at most that
+        much is lost when writing fails or the process dies without closing the bag."""
         self.path, self.storage, self.file = resolve_bag_path(path, storage)
-        if compression not in (None, "", "zstd", "lz4"):
-            raise BagWriteError(f"unknown compression '{compression}'", subject=str(self.path), hint="use zstd or lz4")
+        if compression == "lz4":
+            raise BagWriteError("rosbags writes zstd-compressed MCAP chunks only, not lz4", subject=str(self.path),
+                                hint="use compression='zstd'")
+        if compression not in (None, "", "zstd"):
+            raise BagWriteError(f"unknown compression '{compression}'", subject=str(self.path), hint="use zstd")
         if compression and self.storage != "mcap":
             raise BagWriteError("compression is only available for MCAP", subject=str(self.path))
-        self._qos_overrides = {t: NAMED_QOS[q] if isinstance(q, str) else q for t, q in (qos_overrides or {}).items()}
-        self._prepare_directory(overwrite)
-        self._connections: dict[tuple[str, str], _Connection] = {}
-        self._closed = False
+        self._qos_overrides = {t: as_profile(q) for t, q in (qos_overrides or {}).items()}
+        self._connections: dict[tuple[str, str], Any] = {}
+        self._closed = True  # until the storage is open
         self.error: BaseException | None = None
+        self._prepare_directory(overwrite)
+        self._bag = Rosbag2Writer(self.path, self.storage, chunk_size=chunk_size, commit_every=commit_every)
+        if compression:
+            self._bag.set_compression(CompressionMode.STORAGE, CompressionFormat.ZSTD)
         try:
-            if self.storage == "mcap":
-                from importlib.metadata import version
-
-                try:
-                    lib = f"perception-{version('perception')}"
-                except Exception:  # noqa: BLE001
-                    lib = "perception"
-                self._store: Any = _McapStorage(self.file, compression=compression, chunk_size=chunk_size, library=lib)
-            else:
-                self._store = _SqliteStorage(self.file, commit_every=commit_every)
-        except (OSError, sqlite3.Error) as err:
-            self._closed = True
-            shutil.rmtree(self.path, ignore_errors=True)  # we created it a moment ago
+            self._bag.open()
+        except WriterError as err:  # someone created the path since _prepare_directory
+            raise BagWriteError(f"cannot create the bag: {err}", subject=str(self.path)) from err
+        except WRITE_ERRORS as err:
+            shutil.rmtree(self.path, ignore_errors=True)  # rosbags created it a moment ago
             raise BagWriteError(f"cannot create the bag file: {err}", subject=str(self.file),
                                 hint="check the folder is writable and has space") from err
+        self._store = self._bag.storage
+        assert self._store.path == self.file, (self._store.path, self.file)
+        self._closed = False
 
     def _prepare_directory(self, overwrite: bool) -> None:
+        """Refuse an existing path, or with overwrite=True remove it if it is a bag; rosbags creates the folder."""
         p = self.path
-        if p.exists() or p.is_symlink():
-            if not overwrite:
-                raise BagWriteError("already exists", subject=str(p), hint="choose another output path or remove it")
-            if p.is_dir() and not p.is_symlink():
-                names = [c.name for c in p.iterdir()]
-                bagish = all(n == "metadata.yaml" or n.endswith((".mcap", ".db3", ".db3-journal", ".tmp")) for n in names)
-                if not bagish:
-                    raise BagWriteError(
-                        "exists and is not a bag directory; refusing to delete it", subject=str(p),
-                        hint="choose another output path",
-                    )
-                shutil.rmtree(p)
-            else:
-                p.unlink()
-        try:
-            p.mkdir(parents=True)
-        except OSError as err:
-            raise BagWriteError(f"cannot create the bag directory: {err}", subject=str(p)) from err
+        if not (p.exists() or p.is_symlink()):
+            return
+        if not overwrite:
+            raise BagWriteError("already exists", subject=str(p), hint="choose another output path or remove it")
+        if p.is_dir() and not p.is_symlink():
+            bagish = all(c.name in _BAG_FILES or c.name.endswith(_BAG_SUFFIXES) for c in p.iterdir())
+            if not bagish:
+                raise BagWriteError("exists and is not a bag directory; refusing to delete it", subject=str(p),
+                                    hint="choose another output path")
+            shutil.rmtree(p)
+        else:
+            p.unlink()
 
     # --- low level ---------------------------------------------------------------------------------------------
     def _connection(self, topic: str, msgtype: str, *, qos: QosProfile | None = None, msgdef: str | None = None,
-                    digest: str | None = None, static: bool = False) -> _Connection:
+                    digest: str | None = None, static: bool = False):
         key = (topic, msgtype)
         conn = self._connections.get(key)
         if conn is not None:
             return conn
         if not topic or not topic.strip("/") or "//" in topic:
             raise BagWriteError(f"invalid topic name '{topic}'", subject=str(self.path))
-        if msgdef is None or digest is None:
-            store = M.typestore()
-            if msgtype not in store.types:
-                raise BagWriteError(
-                    f"message type {msgtype} is unknown here", subject=topic,
-                    hint="pass msgdef= (the .msg text with its dependencies) and rihs01= when copying a foreign type",
-                )
-            msgdef = store.generate_msgdef(msgtype, ros_version=2)[0] if msgdef is None else msgdef
-            digest = store.hash_rihs01(msgtype) if digest is None else digest
+        if msgdef is None and msgtype not in M.typestore().types:
+            raise BagWriteError(
+                f"message type {msgtype} is unknown here", subject=topic,
+                hint="pass msgdef= (the .msg text with its dependencies) and rihs01= when copying a foreign type",
+            )
+        if msgdef is not None and not digest:
+            try:
+                digest = type_hash(msgtype, msgdef)
+            except ValueError as err:
+                raise BagWriteError(str(err), subject=topic, hint="pass rihs01= (the type hash) as well") from err
         profile = self._qos_overrides.get(topic) or qos or qos_for(topic, msgtype, static=static)
-        conn = _Connection(len(self._connections) + 1, topic, msgtype, msgdef, digest, dump_qos([profile]))
-        self._guarded(lambda: self._store.add_connection(conn))
+        conn = self._guarded(lambda: self._bag.add_connection(
+            topic, msgtype, typestore=M.typestore(), msgdef=msgdef, rihs01=digest,
+            offered_qos_profiles=[profile.to_rosbags()],
+        ))
         self._connections[key] = conn
         return conn
 
-    def _guarded(self, action) -> None:
+    def _guarded(self, action):
         if self._closed:
             raise BagWriteError("the bag is closed", subject=str(self.path))
         if self.error is not None:
             raise BagWriteError(f"an earlier write failed ({self.error}); the bag accepts no more messages",
                                 subject=str(self.path))
         try:
-            action()
-        except _WRITE_ERRORS as err:
+            return action()
+        except WRITE_ERRORS as err:
             self.error = err
-            self._store.discard_pending()
+            self._bag.discard_pending()
             raise BagWriteError(
                 f"writing failed: {err}; what was written before stays readable", subject=str(self.file),
                 hint="free disk space or choose another output path",
@@ -568,13 +198,11 @@ class BagWriter:
     def write_raw(self, topic: str, msgtype: str, timestamp_ns: int, rawdata: bytes, *, msgdef: str | None = None,
                   rihs01: str | None = None, qos: QosProfile | str | None = None) -> None:
         """Write already serialised CDR data (e.g. an input topic copied through). Types the built-in typestore
-        does not know need `msgdef` (rosbag2 message definition text) and `rihs01` (type hash, may be "")."""
-        if isinstance(qos, str):
-            qos = NAMED_QOS[qos]
-        if msgdef is not None and rihs01 is None:
-            rihs01 = ""
-        conn = self._connection(topic, msgtype, qos=qos, msgdef=msgdef, digest=rihs01)
-        self._guarded(lambda: self._store.write(conn.id, int(timestamp_ns), rawdata))
+        does not know need `msgdef` (rosbag2 message definition text); `rihs01` (type hash) is computed from it
+        when not given."""
+        conn = self._connection(topic, msgtype, qos=None if qos is None else as_profile(qos), msgdef=msgdef,
+                                digest=rihs01)
+        self._guarded(lambda: self._bag.write(conn, int(timestamp_ns), rawdata))
 
     def write_message(self, topic: str, msg: Any, timestamp_ns: int | None = None, *, static: bool = False) -> None:
         """Write a rosbags message object of the shared typestore; bag time = its header stamp unless given."""
@@ -589,7 +217,7 @@ class BagWriter:
         except Exception as err:  # noqa: BLE001 - rosbags raises several kinds for a malformed message
             raise BagWriteError(f"cannot serialise {msgtype}: {err}", subject=topic) from err
         conn = self._connection(topic, msgtype, static=static)
-        self._guarded(lambda: self._store.write(conn.id, int(timestamp_ns), raw))
+        self._guarded(lambda: self._bag.write(conn, int(timestamp_ns), raw))
 
     # --- typed writers -----------------------------------------------------------------------------------------
     def write_image(self, topic: str, header: Header, image: np.ndarray, encoding: str | None = None, *,
@@ -655,7 +283,7 @@ class BagWriter:
         """Durably written messages per topic (pending ones are counted once flushed)."""
         out: Counter = Counter()
         for conn in self._connections.values():
-            out[conn.topic] += self._store.counts.get(conn.id, 0)
+            out[conn.topic] += self._store.durable.get(conn.id, 0)
         return dict(out)
 
     def flush(self) -> None:
@@ -663,83 +291,32 @@ class BagWriter:
         self._guarded(self._store.flush)
 
     def close(self) -> None:
-        """Finish the storage file and write metadata.yaml. Safe to call twice; never loses what is durable."""
+        """Make the pending messages durable, finish the storage file and write metadata.yaml. Safe to call twice.
+        Raises BagWriteError when that fails and no earlier BagWriteError said so; what is durable stays readable."""
         if self._closed:
             return
+        self._closed = True
         failure: BaseException | None = None
         if self.error is None:
             try:
                 self._store.flush()
-            except _WRITE_ERRORS as err:
-                self.error = failure = err
-                self._store.discard_pending()
-        else:
-            self._store.discard_pending()
-        text = self._metadata_yaml()
+            except WRITE_ERRORS as err:
+                failure = err
+                self._bag.discard_pending()
         try:
-            self._store.finish(yaml.safe_dump(text["rosbag2_bagfile_information"], sort_keys=False))
-        except _WRITE_ERRORS as err:
+            self._bag.finish()
+        except (*WRITE_ERRORS, WriterError) as err:
             failure = failure or err
-            log.error("%s: could not finish the bag file (%s); the chunks written so far stay readable", self.file, err)
-        finally:
-            self._store.close()
-            self._closed = True
-        try:
-            tmp = self.path / "metadata.yaml.tmp"
-            tmp.write_text(yaml.safe_dump(text, sort_keys=False))
-            tmp.replace(self.path / "metadata.yaml")
-        except OSError as err:
-            failure = failure or err
-            log.error("%s: could not write metadata.yaml (%s)", self.path, err)
-            try:
-                (self.path / "metadata.yaml.tmp").unlink(missing_ok=True)
-            except OSError:
-                pass
-        if failure is not None and self.error is None:
+        if failure is None:
+            return
+        log.error("%s: could not finish the bag (%s); the %d messages written before stay readable", self.path,
+                  failure, sum(self.message_counts.values()))
+        if self.error is None:
             self.error = failure
-
-    def _metadata_yaml(self) -> dict:
-        store = self._store
-        counts = store.counts
-        total = int(sum(counts.values()))
-        start = int(store.start) if total else 0
-        duration = int(store.end - store.start) if total else 0
-        topics = [
-            {
-                "topic_metadata": {
-                    "name": c.topic,
-                    "type": c.msgtype,
-                    "serialization_format": "cdr",
-                    "offered_qos_profiles": c.qos,
-                    "type_description_hash": c.digest,
-                },
-                "message_count": int(counts.get(c.id, 0)),
-            }
-            for c in self._connections.values()
-        ]
-        return {
-            "rosbag2_bagfile_information": {
-                "version": METADATA_VERSION,
-                "storage_identifier": self.storage,
-                "duration": {"nanoseconds": duration},
-                "starting_time": {"nanoseconds_since_epoch": start},
-                "message_count": total,
-                "topics_with_message_count": topics,
-                "compression_format": "",
-                "compression_mode": "",
-                "relative_file_paths": [self.file.name],
-                "files": [
-                    {
-                        "path": self.file.name,
-                        "starting_time": {"nanoseconds_since_epoch": start},
-                        "duration": {"nanoseconds": duration},
-                        "message_count": total,
-                    }
-                ],
-                "custom_data": None,
-                "ros_distro": "perception",
-            }
-        }
+            raise BagWriteError(
+                f"closing the bag failed: {failure}; what was written before stays readable", subject=str(self.file),
+                hint="free disk space or choose another output path",
+            ) from failure
 
     def __enter__(self) -> "BagWriter":
         return self
@@ -765,6 +342,6 @@ def _ts(header: Header, timestamp_ns: int | None) -> int:
 
 
 __all__ = [
-    "BagWriteError", "BagWriter", "LATCHED_QOS", "QosProfile", "RELIABLE_QOS", "SENSOR_QOS", "STORAGES", "TF_QOS",
-    "qos_for", "resolve_bag_path",
+    "BagWriteError", "BagWriter", "LATCHED_QOS", "METADATA_VERSION", "NAMED_QOS", "QosProfile", "RELIABLE_QOS",
+    "SENSOR_QOS", "SENSOR_TYPES", "STORAGES", "TF_QOS", "dump_qos", "qos_for", "resolve_bag_path",
 ]

@@ -26,6 +26,7 @@ from perception.camera.model import CameraInfo
 from perception.errors import SourceError
 from perception.frame import Frame, Header
 from perception.sources.base import FrameSource, SourceStats
+from perception.sources.calibration import load_calibration
 
 log = logging.getLogger("perception.sources")
 
@@ -55,12 +56,6 @@ def _stamp_from_name(stem: str) -> int | None:
     return None
 
 
-def _load(cal) -> CameraInfo | None:
-    if cal is None or isinstance(cal, CameraInfo):
-        return cal
-    return CameraInfo.from_yaml(cal)
-
-
 class FolderSource(FrameSource):
     """See the module doc."""
 
@@ -84,8 +79,8 @@ class FolderSource(FrameSource):
             raise SourceError("image folder not found", subject=str(self.path))
         if fps <= 0:
             raise SourceError(f"fps={fps} must be positive", subject=str(self.path))
-        self.left_info = _load(calibration)
-        self.right_info = _load(right_calibration)
+        self.left_info = load_calibration(calibration)
+        self.right_info = load_calibration(right_calibration)
         self.fps = float(fps)
         self.start_ns = int(start_ns)
         self.frame_id = frame_id

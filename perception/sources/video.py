@@ -22,17 +22,12 @@ from perception.camera.model import CameraInfo
 from perception.errors import SourceError
 from perception.frame import Frame, Header
 from perception.sources.base import FrameSource, SourceStats
+from perception.sources.calibration import load_calibration
 
 log = logging.getLogger("perception.sources")
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".mjpg",
                   ".mjpeg", ".h264", ".h265", ".ts", ".ogv")
-
-
-def _load(cal) -> CameraInfo | None:
-    if cal is None or isinstance(cal, CameraInfo):
-        return cal
-    return CameraInfo.from_yaml(cal)
 
 
 class VideoSource(FrameSource):
@@ -66,8 +61,8 @@ class VideoSource(FrameSource):
         if not self.live and not Path(device).is_file():
             raise SourceError("video file not found", subject=str(device))
         self.stereo = stereo
-        self.left_info = _load(calibration)
-        self.right_info = _load(right_calibration)
+        self.left_info = load_calibration(calibration)
+        self.right_info = load_calibration(right_calibration)
         self.fps = fps
         self.start_ns = int(start_ns)
         self.frame_id = frame_id

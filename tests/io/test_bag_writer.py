@@ -3,6 +3,7 @@ the --out path convention, and bags that stay readable when writing fails midway
 from __future__ import annotations
 
 import errno
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -18,6 +19,7 @@ from rosbags.rosbag2 import Reader
 from perception.camera import CameraInfo
 from perception.frame import Header, Pose
 from perception.io import BagWriteError, BagWriter, Detection2D, DiagnosticStatus, resolve_bag_path
+from perception.io import bag_storage
 from perception.io import bag_writer as BW
 from perception.io import messages as M
 
@@ -222,10 +224,11 @@ def test_bad_messages_are_refused_without_breaking_the_bag(tmp_path):
 
 
 class _FullDisk:
-    """A raw file that accepts `budget` bytes in total, then fails like a full disk (partial write, ENOSPC)."""
+    """The raw MCAP file (which rosbags created with its header) that holds `budget` bytes in total, then fails
+    like a full disk (a partial write, then ENOSPC)."""
 
     def __init__(self, path, budget: int, recover_after_truncate: bool):
-        self.f = open(path, "xb", buffering=0)  # noqa: SIM115
+        self.f = open(path, "r+b", buffering=0)  # noqa: SIM115
         self.budget = budget
         self.recover = recover_after_truncate
         self.failed = False
@@ -242,8 +245,8 @@ class _FullDisk:
     def truncate(self, size):
         return self.f.truncate(size)
 
-    def seek(self, pos):
-        return self.f.seek(pos)
+    def seek(self, pos, whence=0):
+        return self.f.seek(pos, whence)
 
     def close(self):
         self.f.close()
@@ -254,7 +257,7 @@ def test_mcap_stays_readable_when_the_disk_fills_up(tmp_path, monkeypatch, summa
     from perception.sources.bag import BagSource
 
     budget = 60_000
-    monkeypatch.setattr(BW, "_open_storage_file", lambda p: _FullDisk(p, budget, summary_fits))
+    monkeypatch.setattr(bag_storage, "_open_storage_file", lambda p: _FullDisk(p, budget, summary_fits))
     out = tmp_path / "full.mcap"
     written = 0
     with pytest.raises(BagWriteError, match="No space left"):
@@ -265,6 +268,8 @@ def test_mcap_stays_readable_when_the_disk_fills_up(tmp_path, monkeypatch, summa
     durable = bag.message_counts["/stereo/left/image_rect"]
     assert 0 < durable <= written < 100
     assert (out / "full_0.mcap").stat().st_size <= budget
+    meta = yaml.safe_load((out / "metadata.yaml").read_text())["rosbag2_bagfile_information"]
+    assert meta["message_count"] == durable  # metadata.yaml is written for what is in the file
     if summary_fits:  # the summary went in after the partial chunk was cut off: an ordinary, indexed bag
         with Reader(out) as r:
             stamps = [ts for _, ts, _ in r.messages()]
@@ -276,6 +281,63 @@ def test_mcap_stays_readable_when_the_disk_fills_up(tmp_path, monkeypatch, summa
         values = [int(f.left[0, 0]) for f in source]
     assert values == list(range(durable))
     assert source.stats.used == durable
+
+
+def test_mcap_summary_goes_in_when_the_last_chunk_does_not_fit(tmp_path, monkeypatch):
+    """The disk fills up while close() writes the last chunk: close raises, that chunk is cut off again and the
+    summary still goes in, indexing the chunks written before."""
+    opened: list[_FullDisk] = []
+
+    def open_disk(path):
+        opened.append(_FullDisk(path, 10**9, True))
+        return opened[-1]
+
+    monkeypatch.setattr(bag_storage, "_open_storage_file", open_disk)
+    out = tmp_path / "late.mcap"
+    bag = BagWriter(out)  # 1 MiB chunks: nothing reaches the file before flush() / close()
+    for i in range(10):
+        bag.write_image("/cam/image_raw", header(i), np.full((100, 100), i, np.uint8))
+        if i == 4:
+            bag.flush()
+    disk = opened[0]
+    disk.budget = disk.f.tell() + 10_000  # room for the summary (a few kB), not for the last chunk (50 kB)
+    with pytest.raises(BagWriteError, match="closing the bag failed: .*No space left"):
+        bag.close()
+    assert bag.message_counts == {"/cam/image_raw": 5}
+    with Reader(out) as r:  # an ordinary indexed bag, metadata.yaml included
+        assert r.message_count == 5
+        assert [int(np.frombuffer(raw, np.uint8)[-1]) for _, _, raw in r.messages()] == [0, 1, 2, 3, 4]
+    bag.close()  # closing twice is fine
+
+
+def test_sqlite_bag_keeps_its_commits_when_it_cannot_be_finished(tmp_path, monkeypatch):
+    """The last step of closing (rosbags' metadata row and final commit) fails: the storage is aborted, its
+    committed messages stay, and metadata.yaml is written for them all the same."""
+    from rosbags.rosbag2.storage_sqlite3 import Sqlite3Writer
+
+    def full(self, version, metadata):
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(Sqlite3Writer, "close", full)
+    out = tmp_path / "late.db3"
+    bag = BagWriter(out, commit_every=2)
+    for i in range(5):
+        bag.write_image("/cam/image_raw", header(i), np.full((4, 4), i, np.uint8))
+    with pytest.raises(BagWriteError, match="closing the bag failed: database or disk is full"):
+        bag.close()
+    assert bag.message_counts == {"/cam/image_raw": 5}  # close() committed the last one before it failed
+    meta = yaml.safe_load((out / "metadata.yaml").read_text())["rosbag2_bagfile_information"]
+    assert meta["message_count"] == 5 and meta["relative_file_paths"] == ["late_0.db3"]
+    with Reader(out) as r:
+        assert [int(np.frombuffer(raw, np.uint8)[-1]) for _, _, raw in r.messages()] == [0, 1, 2, 3, 4]
+
+
+def test_lz4_and_unknown_compression_are_refused(tmp_path):
+    with pytest.raises(BagWriteError, match="zstd-compressed MCAP chunks only"):
+        BagWriter(tmp_path / "a.mcap", compression="lz4")
+    with pytest.raises(BagWriteError, match="only available for MCAP"):
+        BagWriter(tmp_path / "a.db3", compression="zstd")
+    assert not (tmp_path / "a.mcap").exists() and not (tmp_path / "a.db3").exists()
 
 
 FILL_SCRIPT = textwrap.dedent(
@@ -311,3 +373,39 @@ def test_real_file_size_limit_keeps_written_messages(tmp_path, suffix):
     with Reader(out) as r:  # closed properly: metadata.yaml and a finished storage file
         values = [int(np.frombuffer(raw, np.uint8)[-1]) for _, _, raw in r.messages()]
     assert values == [i % 256 for i in range(int(durable))]
+
+
+KILL_SCRIPT = textwrap.dedent(
+    """
+    import os, sys
+    import numpy as np
+    from perception.io import BagWriter
+    from perception.frame import Header
+    bag = BagWriter(sys.argv[1])
+    rng = np.random.default_rng(0)
+    for i in range(41):  # 41 x 300 kB: the last chunk / transaction (~4 MB, more than sqlite's cache) is pending
+        image = rng.integers(0, 256, (480, 640), dtype=np.uint8)
+        image[0, 0] = i
+        bag.write_image("/cam/image_raw", Header(10**9 + i * 10**7, "cam"), image)
+    print(bag.message_counts["/cam/image_raw"], flush=True)
+    os._exit(1)  # killed: no close(), no __del__
+    """
+)
+
+
+@pytest.mark.parametrize("suffix", [".mcap", ".db3"])
+def test_killed_writer_leaves_its_durable_messages_readable(tmp_path, suffix):
+    """A process killed mid-recording: no metadata.yaml, no MCAP summary, an sqlite3 hot journal; every message
+    that was durable is read back (rosbags' sqlite3 reader opens the file immutable, ignoring the journal)."""
+    from perception.sources.bag import BagSource
+
+    out = tmp_path / f"killed{suffix}"
+    run = subprocess.run([sys.executable, "-c", KILL_SCRIPT, str(out)], capture_output=True, text=True, timeout=60)
+    durable = int(run.stdout)
+    assert 0 < durable < 41 and not (out / "metadata.yaml").exists()
+    with BagSource(out, mono=True) as source:
+        assert [int(f.left[0, 0]) for f in source] == list(range(durable))
+    if suffix == ".db3":
+        db = sqlite3.connect(f"file:{out / 'killed_0.db3'}?immutable=1", uri=True)
+        assert db.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+        db.close()
