@@ -1,6 +1,7 @@
 """`perception eval stereo`: disparity accuracy on Middlebury Motorcycle and Aloe, ours vs plain OpenCV SGBM.
 
-Ground-plane and near-range label evaluation join this verb with their modules (issue 4, second part).
+`--synthetic`: ground plane and near-range labels against the synthetic world's ground truth
+(perception.stereo.synthetic_eval; issue 4, second part).
 """
 from __future__ import annotations
 
@@ -31,10 +32,69 @@ def register(verbs) -> None:
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per method, interleaved; median reported")
     parser.add_argument("--save-images", metavar="DIR",
                         help="write one small PNG per pair (left, ground truth, baseline, ours, confidence) here")
+    parser.add_argument("--synthetic", action="store_true",
+                        help="instead: ground plane and near-range labels against the synthetic world's ground truth "
+                             "(perception.stereo.synthetic_eval), plus ground and labels on the real KITTI pair and "
+                             "EuRoC bag of --data (perception.stereo.real_check); --save-images writes the confusion "
+                             "matrix and overlay pictures")
+    parser.add_argument("--frames", type=int, default=6,
+                        help="--synthetic: frames per seed, spread over the drive (default 6)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3],
+                        help="--synthetic: world seeds (default 0 1 2 3)")
+    parser.add_argument("--consecutive", action="store_true",
+                        help="--synthetic: the first --frames frames in order, with the temporal ground filter on")
     parser.set_defaults(func=run)
 
 
+def run_synthetic(args: argparse.Namespace) -> int:
+    from perception.errors import InputError
+    from perception.stereo import synthetic_eval
+
+    if args.frames < 1:
+        raise InputError(f"{args.frames} is not positive", subject="--frames")
+    result = synthetic_eval.run_synthetic_eval(args.seeds, args.frames, consecutive=args.consecutive,
+                                               keep_example=bool(args.save_images))
+    example = result.pop("_example", None)
+    from perception.stereo import real_check
+
+    result["real"] = real_check.run_real_check(args.data, args.save_images,
+                                               log=lambda m: print(m, file=sys.stderr, flush=True))
+    if args.save_images and not result.get("skipped"):
+        from pathlib import Path
+
+        path = synthetic_eval.save_confusion_png(result["labels"]["confusion"],
+                                                 Path(args.save_images) / "labels_confusion.png")
+        print(f"wrote {path}", file=sys.stderr)
+        path = synthetic_eval.save_example_png(example, Path(args.save_images) / "labels_synthetic.png")
+        if path:
+            print(f"wrote {path}", file=sys.stderr)
+    if args.json:
+        print_json(result)
+    elif result.get("skipped"):
+        print(f"synthetic eval skipped: {result['skipped']}")
+        for note in result["real"].get("notes", []):
+            print(f"note: {note}")
+    else:
+        g, lab = result["ground"], result["labels"]
+        print(f"{result['frames']} frames ({result['size']}, seeds {result['seeds']}), status {result['status']}")
+        for key in ("normal_err_deg", "height_err_m", "pitch_err_deg", "roll_err_deg", "horizon_err_px"):
+            print(f"ground {key:<16} median {g[key]['median']}  p90 {g[key]['p90']}")
+        for key in ("pitch_err_deg", "roll_err_deg", "height_err_m"):
+            print(f"vs camera pose {key:<16} median {g['vs_pose'][key]['median']}  p90 {g['vs_pose'][key]['p90']}")
+        print(f"labels accuracy {lab['accuracy']}  3-class {lab['accuracy_3class']}  coverage {lab['coverage']}  "
+              f"({lab['windows_compared']} windows)")
+        print(f"ms per frame: {result['ms']}")
+    kitti = result["real"].get("kitti")
+    if kitti and not args.json:
+        print(f"KITTI street pair: camera height {kitti['height_m']} m (expected {kitti['height_expected_m']}), "
+              f"pitch {kitti['pitch_deg']} deg, roll {kitti['roll_deg']} deg, road windows ground "
+              f"{kitti['road_ground_share']}")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
+    if getattr(args, "synthetic", False):
+        return run_synthetic(args)
     from perception.errors import InputError
     from perception.stereo import eval as stereo_eval
 
