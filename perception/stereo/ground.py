@@ -55,7 +55,7 @@ from perception.errors import InputError
 from perception.stereo.ground_fit import (
     fit_planes, hough_plane, inlier_threshold, prior_up, ransac_plane, refine_plane, usable_points,
 )
-from perception.stereo.params import describe_config, param, validate_config
+from perception.params import describe_config, param, validate_config
 from perception.stereo.plane import (
     GroundPlane, GroundStatus, Horizon, angles_from_up, horizon_line, intrinsics, intrinsics_from_points,
     plane_from_points, up_from_angles,

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from perception.errors import InputError
-from perception.stereo.params import describe_config, param, validate_config
+from perception.params import describe_config, param, validate_config
 from perception.stereo.plane import GroundStatus
 
 UNKNOWN, SUPER_GROUND, GROUND, FOOTLINE, OBSTACLE, SUPER_OBSTACLE = range(6)

@@ -50,6 +50,7 @@ from pathlib import Path
 import numpy as np
 
 from perception.errors import InputError, ModelError
+from perception.params import describe_config, param, validate_config
 
 CLASS_NAMES = ("super_ground", "ground", "footline", "obstacle", "super_obstacle")
 """The 5 terrain classes in index order (shared with the stereo labeller and the map)."""
@@ -58,63 +59,37 @@ FEATURE_DIM = 100
 FILE_FORMAT = "perception.terrain.OnlineClassifier/1"
 
 
-def _param(default, help_text: str, lo=None, hi=None):
-    """A config field carrying its description and valid range (read by `ClassifierConfig.describe`)."""
-    return field(default=default, metadata={"help": help_text, "range": (lo, hi)})
-
-
-def _validate(obj, name: str) -> None:
-    """Type and range checks for a dataclass made of `_param` fields (numbers and booleans)."""
-    for f in fields(obj):
-        value = getattr(obj, f.name)
-        lo, hi = f.metadata["range"]
-        subject = f"{name}.{f.name}"
-        if isinstance(f.default, bool):
-            if not isinstance(value, (bool, np.bool_)):
-                raise InputError(f"must be true or false, got {value!r}", subject=subject)
-            continue
-        if isinstance(f.default, int):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-                raise InputError(f"must be an integer, got {value!r}", subject=subject)
-        elif isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-            raise InputError(f"must be a number, got {value!r}", subject=subject)
-        if not np.isfinite(value) or (lo is not None and value < lo) or (hi is not None and value > hi):
-            raise InputError(f"{value!r} is outside the valid range {lo} .. {hi}", subject=subject,
-                             hint=f.metadata["help"])
-
-
 @dataclass(frozen=True)
 class ClassifierConfig:
     """Parameters of `OnlineClassifier`; each has a description and a valid range, checked on creation."""
 
-    n_features: int = _param(FEATURE_DIM, "length of one feature vector (ConvNet features of a band window)", 1, 4096)
-    learning_rate: float = _param(
+    n_features: int = param(FEATURE_DIM, "length of one feature vector (ConvNet features of a band window)", 1, 4096)
+    learning_rate: float = param(
         2.0, "normalised step: the step is learning_rate / mean(|x|^2 + 1) over the batch, so it does not depend on "
         "the feature scale; below 4 every step provably descends, above that it depends on how the features are "
         "conditioned", 1e-6, 16.0)
-    steps_per_frame: int = _param(1, "gradient steps per update() (each on the current frame plus the buffers)", 1, 100)
-    weight_decay: float = _param(
+    steps_per_frame: int = param(1, "gradient steps per update() (each on the current frame plus the buffers)", 1, 100)
+    weight_decay: float = param(
         0.002, "fraction of the distance to the default weights removed after every step (decoupled decay toward "
         "the offline defaults, not toward zero); 0 = off", 0.0, 0.5)
-    buffer_capacity: int = _param(
+    buffer_capacity: int = param(
         1000, "samples kept per class in the class-balanced ring buffers; 0 = train on the current frame only", 0,
         100_000)
-    buffer_weight: float = _param(
+    buffer_weight: float = param(
         1.0, "weight of one buffered sample relative to one current-frame sample (times its stereo confidence)",
         0.0, 100.0)
-    confidence_smoothing: float = _param(
+    confidence_smoothing: float = param(
         0.8, "moving-average factor of the learning confidence (0 = last frame only; 0.8 ~ last 5 frames)",
         0.0, 0.999)
-    min_weight: float = _param(0.0, "samples whose stereo confidence is at or below this are dropped", 0.0, 1.0)
+    min_weight: float = param(0.0, "samples whose stereo confidence is at or below this are dropped", 0.0, 1.0)
 
     def __post_init__(self) -> None:
-        _validate(self, "ClassifierConfig")
+        validate_config(self)
 
     @classmethod
     def describe(cls) -> dict[str, dict]:
-        """{name: {default, help, range}} for every parameter (for ROS parameter declarations, docs)."""
-        return {f.name: {"default": f.default, "help": f.metadata["help"], "range": f.metadata["range"]}
-                for f in fields(cls)}
+        """{name: {default, help, range, choices}} for every parameter (ROS parameter declarations, docs)."""
+        return describe_config(cls)
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""Configuration fields that carry their description and valid range, checked on creation (ground, labels).
+"""Configuration fields that carry their description and valid range, checked on creation (shared by every stage).
 
     >>> from dataclasses import dataclass
     >>> @dataclass(frozen=True)
