@@ -47,6 +47,8 @@ def validate_config(cfg: Any) -> None:
         if not np.isfinite(value) or (lo is not None and value < lo) or (hi is not None and value > hi):
             raise InputError(f"{value!r} is outside the valid range {lo} .. {hi}", subject=subject,
                              hint=f.metadata["help"])
+        if choices is not None and value not in choices:
+            raise InputError(f"got {value!r}", subject=subject, hint=f"use one of {choices}")
 
 
 def describe_config(cls) -> dict[str, dict]:

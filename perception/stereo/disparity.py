@@ -29,12 +29,13 @@ Textureless or otherwise unmatched input is not an error: the result is all-inva
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
 from perception.errors import InputError
+from perception.params import describe_config, param, validate_config
 
 MODES = {
     "sgbm": cv2.STEREO_SGBM_MODE_SGBM,
@@ -44,11 +45,6 @@ MODES = {
 }
 
 
-def _param(default, help_text: str, lo=None, hi=None, choices=None):
-    """A config field carrying its description and valid range (read by `DisparityConfig.describe`)."""
-    return field(default=default, metadata={"help": help_text, "range": (lo, hi), "choices": choices})
-
-
 @dataclass(frozen=True)
 class DisparityConfig:
     """Parameters of `compute_disparity`; every one has a description and a valid range, checked on creation.
@@ -56,58 +52,36 @@ class DisparityConfig:
     Disparities and tolerances are in pixels of the INPUT images, whatever `scale` is.
     """
 
-    min_disparity: int = _param(0, "smallest disparity searched, px", -1024, 1024)
-    num_disparities: int = _param(
+    min_disparity: int = param(0, "smallest disparity searched, px", -1024, 1024)
+    num_disparities: int = param(
         128, "size of the search range, px (searched: min_disparity .. min_disparity + num_disparities - 1)", 16, 1024
     )
-    block_size: int = _param(3, "matching block side, px (odd)", 1, 11)
-    p1: float = _param(8.0, "SGM penalty for a 1 px disparity change, per channel and block pixel", 0.0, 64.0)
-    p2: float = _param(32.0, "SGM penalty for larger disparity changes, per channel and block pixel (> p1)", 0.0, 256.0)
-    uniqueness_ratio: int = _param(10, "best match must beat the second best by this percentage", 0, 100)
-    speckle_window: int = _param(100, "largest disparity blob (pixels) removed as speckle; 0 = off", 0, 10000)
-    speckle_range: int = _param(2, "disparity variation (px) within one connected blob", 0, 64)
-    pre_filter_cap: int = _param(63, "clip of the x-derivative prefilter (SGBM preFilterCap)", 1, 63)
-    mode: str = _param("3way", "SGBM variant: sgbm (single-thread), 3way (parallel), hh, hh4", choices=tuple(MODES))
-    use_color: bool = _param(False, "match BGR channels instead of grey (measured: no gain, 1.3x slower)")
-    pad_border: bool = _param(True, "pad by the search range so that the left border columns are matched too")
-    lr_check: bool = _param(
+    block_size: int = param(3, "matching block side, px (odd)", 1, 11)
+    p1: float = param(8.0, "SGM penalty for a 1 px disparity change, per channel and block pixel", 0.0, 64.0)
+    p2: float = param(32.0, "SGM penalty for larger disparity changes, per channel and block pixel (> p1)", 0.0, 256.0)
+    uniqueness_ratio: int = param(10, "best match must beat the second best by this percentage", 0, 100)
+    speckle_window: int = param(100, "largest disparity blob (pixels) removed as speckle; 0 = off", 0, 10000)
+    speckle_range: int = param(2, "disparity variation (px) within one connected blob", 0, 64)
+    pre_filter_cap: int = param(63, "clip of the x-derivative prefilter (SGBM preFilterCap)", 1, 63)
+    mode: str = param("3way", "SGBM variant: sgbm (single-thread), 3way (parallel), hh, hh4", choices=tuple(MODES))
+    use_color: bool = param(False, "match BGR channels instead of grey (measured: no gain, 1.3x slower)")
+    pad_border: bool = param(True, "pad by the search range so that the left border columns are matched too")
+    lr_check: bool = param(
         False, "full left-right check with a right disparity map from the mirrored pair (2x matching time); "
         "SGBM's own approximate 1 px check is always on")
-    lr_tolerance: float = _param(1.0, "largest left-right disagreement kept, px", 0.0, 16.0)
-    min_texture: float = _param(
+    lr_tolerance: float = param(1.0, "largest left-right disagreement kept, px", 0.0, 16.0)
+    min_texture: float = param(
         0.0, "invalidate pixels whose mean |d/dx| over the block is below this (grey levels); 0 = off", 0.0, 255.0
     )
-    texture_ref: float = _param(2.0, "mean |d/dx| (grey levels) below which confidence falls (flat areas)", 0.1, 255.0)
-    confidence_sigma: float = _param(
+    texture_ref: float = param(2.0, "mean |d/dx| (grey levels) below which confidence falls (flat areas)", 0.1, 255.0)
+    confidence_sigma: float = param(
         1.0, "disparity disagreement with the local 5x5 median (px) at which confidence falls to 1/e", 0.05, 16.0)
-    fill_holes: bool = _param(False, "fill invalid pixels (background fill + median); filled ones get confidence 0")
-    fill_median: int = _param(5, "median kernel applied after filling: 0 (off), 3 or 5", 0, 5, choices=(0, 3, 5))
-    scale: float = _param(1.0, "match at this fraction of the input resolution (output stays full size)", 0.1, 1.0)
+    fill_holes: bool = param(False, "fill invalid pixels (background fill + median); filled ones get confidence 0")
+    fill_median: int = param(5, "median kernel applied after filling: 0 (off), 3 or 5", 0, 5, choices=(0, 3, 5))
+    scale: float = param(1.0, "match at this fraction of the input resolution (output stays full size)", 0.1, 1.0)
 
     def __post_init__(self) -> None:
-        for f in fields(self):
-            value = getattr(self, f.name)
-            lo, hi = f.metadata["range"]
-            choices = f.metadata["choices"]
-            subject = f"DisparityConfig.{f.name}"
-            if isinstance(f.default, bool):
-                if not isinstance(value, (bool, np.bool_)):
-                    raise InputError(f"must be true or false, got {value!r}", subject=subject)
-                continue
-            if isinstance(f.default, str):
-                if value not in choices:
-                    raise InputError(f"got {value!r}", subject=subject, hint=f"use one of {', '.join(choices)}")
-                continue
-            if isinstance(f.default, int):
-                if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-                    raise InputError(f"must be an integer, got {value!r}", subject=subject)
-            elif isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-                raise InputError(f"must be a number, got {value!r}", subject=subject)
-            if not np.isfinite(value) or (lo is not None and value < lo) or (hi is not None and value > hi):
-                raise InputError(f"{value!r} is outside the valid range {lo} .. {hi}", subject=subject,
-                                 hint=f.metadata["help"])
-            if choices is not None and value not in choices:
-                raise InputError(f"got {value!r}", subject=subject, hint=f"use one of {choices}")
+        validate_config(self)
         if self.block_size % 2 == 0:
             raise InputError(f"must be odd, got {self.block_size}", subject="DisparityConfig.block_size")
         if self.p2 <= self.p1:
@@ -117,11 +91,7 @@ class DisparityConfig:
     @classmethod
     def describe(cls) -> dict[str, dict]:
         """{name: {default, help, range, choices}} for every parameter (for ROS parameter declarations, docs)."""
-        return {
-            f.name: {"default": f.default, "help": f.metadata["help"], "range": f.metadata["range"],
-                     "choices": f.metadata["choices"]}
-            for f in fields(cls)
-        }
+        return describe_config(cls)
 
 
 @dataclass
