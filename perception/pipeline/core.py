@@ -13,6 +13,7 @@ import time
 from collections import defaultdict
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -41,6 +42,14 @@ class FrameResult:
     frame: Frame
     disparity: DisparityResult | None = None
     baseline_m: float | None = None
+    # terrain (issue 5): ground + stereo labels (`near.labels.image` is `terrain/labels`), the long-range classes
+    # (`terrain.classes` is `terrain/classes`), the terrain cost grid (`terrain/costmap`)
+    near: Any = None  # perception.stereo.near_range.NearRangeResult
+    terrain: Any = None  # perception.terrain.long_range.LongRangeResult
+    terrain_map: Any = None  # perception.mapping.MapGrid (OccupancyGrid data, origin in odom)
+    fused_map: Any = None  # perception.mapping.MapGrid: `map/costmap` for the planner
+    scene: Any = None  # issue 7
+    detections: Any = None  # issue 8
     timings_ms: dict[str, float] = field(default_factory=dict)
     error: str = ""
 
