@@ -1,6 +1,7 @@
 """Per-frame composition of the stages, with per-stage timing and per-frame error isolation.
 
-Order: rectify (raw inputs only) -> disparity. A frame that fails a stage with a `PerceptionError`
+Order: rectify (raw inputs only) -> disparity -> points -> ground + near-range labels -> long-range terrain
+classes (bands, feature net, online classifier) -> terrain map. A frame that fails a stage with a `PerceptionError`
 (bad encoding, mismatched sizes, missing calibration...) is counted under its reason and the pipeline goes
 on with the next frame; nothing escapes `process`.
 
@@ -21,10 +22,19 @@ from perception.camera.rectify import StereoRectifier
 from perception.errors import InputError, PerceptionError
 from perception.frame import Frame, Header
 from perception.sources.base import SourceStats
+from perception.mapping import MapConfig
+from perception.pipeline.terrain_stage import MapOutputConfig, TerrainStage
 from perception.stereo.disparity import DisparityConfig, DisparityResult, compute_disparity
+from perception.stereo.ground import GroundConfig
+from perception.stereo.near_range import NearRangeResult
+from perception.stereo.points import disparity_to_points, stereo_geometry
+from perception.stereo.windows import LabelConfig
+from perception.terrain.bands import BandConfig
+from perception.terrain.classifier import ClassifierConfig
+from perception.terrain.long_range import LongRangeConfig
 
-STAGES = ("rectify", "disparity")
-NOT_BUILT = {"terrain": 5, "map": 6, "viewer": 6, "scene": 7, "detect": 8}
+STAGES = ("rectify", "disparity", "points", "ground", "labels", "bands", "features", "update", "paint", "map")
+NOT_BUILT = {"scene": 7, "detect": 8}
 
 
 @dataclass
@@ -32,6 +42,13 @@ class PipelineConfig:
     """Everything the pipeline is configured with; the nodes declare these as ROS parameters."""
 
     disparity: DisparityConfig = field(default_factory=DisparityConfig)
+    ground: GroundConfig = field(default_factory=GroundConfig)
+    labels: LabelConfig = field(default_factory=LabelConfig)
+    bands: BandConfig = field(default_factory=BandConfig)
+    terrain: LongRangeConfig = field(default_factory=LongRangeConfig)
+    classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
+    map: MapConfig = field(default_factory=MapConfig)
+    costmap: MapOutputConfig = field(default_factory=MapOutputConfig)
 
 
 @dataclass
@@ -48,6 +65,7 @@ class FrameResult:
     terrain: Any = None  # perception.terrain.long_range.LongRangeResult
     terrain_map: Any = None  # perception.mapping.MapGrid (OccupancyGrid data, origin in odom)
     fused_map: Any = None  # perception.mapping.MapGrid: `map/costmap` for the planner
+    map_frame_id: str = "odom"  # the maps' frame (the pose's parent); the images keep the camera's frame_id
     scene: Any = None  # issue 7
     detections: Any = None  # issue 8
     timings_ms: dict[str, float] = field(default_factory=dict)
@@ -86,11 +104,22 @@ class StageTimes:
 
 
 class Pipeline:
-    def __init__(self, config: PipelineConfig | None = None) -> None:
-        self.config = config or PipelineConfig()
+    """`terrain=False` runs rectify + disparity only; `model` / `default_weights`: the feature net and the
+    classifier's offline defaults (None: the shipped ones)."""
+
+    def __init__(self, config: PipelineConfig | None = None, *, terrain: bool = True, long_range: bool = True,
+                 model=None, default_weights=None) -> None:
+        self.config = c = config or PipelineConfig()
         self.stats = SourceStats()
         self.times = StageTimes()
         self._rectifier: StereoRectifier | None = None
+        self.terrain = TerrainStage(c.ground, c.labels, c.bands, c.terrain, c.classifier, c.map, c.costmap,
+                                    long_range=long_range, model=model,
+                                    default_weights=default_weights) if terrain else None
+
+    def close(self) -> None:
+        if self.terrain is not None:
+            self.terrain.close()
 
     @contextmanager
     def _timed(self, result: FrameResult, stage: str):
@@ -119,9 +148,35 @@ class Pipeline:
             result.baseline_m = rectifier.baseline
             with self._timed(result, "disparity"):
                 result.disparity = compute_disparity(result.frame.left, result.frame.right, self.config.disparity)
+            if self.terrain is not None:
+                self._terrain(result)
         except PerceptionError as err:
             result.error = str(err)
             self.stats.skip(type(err).__name__, result.error)
             return result
         self.stats.used += 1
         return result
+
+    def _terrain(self, result: FrameResult) -> None:
+        frame, disp, stage = result.frame, result.disparity, self.terrain
+        geo = stereo_geometry(frame.left_info, frame.right_info)
+        with self._timed(result, "points"):
+            points = disparity_to_points(disp.disparity, frame.left_info, geo.baseline, doffs=geo.doffs)
+            conf = np.where(disp.measured, disp.confidence, np.float32(0.0))  # filled pixels are guesses
+        ground, labels = stage.near(points, conf, frame.left_info)
+        for name, ms in (("ground", ground.ms), ("labels", labels.ms)):
+            result.timings_ms[name] = ms
+            self.times.add(name, ms)
+        result.near = NearRangeResult(ground, labels, disp)
+        far = None
+        if stage.long_range is not None:
+            far = stage.long_range.process(frame.left, frame.left_info, ground, labels)
+            for name, ms in far.timings_ms.items():
+                result.timings_ms[name] = ms
+                self.times.add(name, ms)
+            result.terrain = far
+        with self._timed(result, "map"):
+            grid = stage.update_map(frame.pose, result.header.stamp_ns, frame.left_info, ground, labels, far)
+        result.terrain_map = grid
+        result.fused_map = grid  # scene (issue 7) and detections (issue 8) join it when they exist
+        result.map_frame_id = frame.pose.frame if frame.pose is not None else "odom"

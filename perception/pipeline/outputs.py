@@ -8,6 +8,7 @@ import numpy as np
 
 from perception import topics as T
 from perception.io.bag_writer import BagWriter
+from perception.frame import Header
 from perception.pipeline.core import FrameResult
 
 
@@ -37,3 +38,14 @@ def write_result(writer: BagWriter, result: FrameResult, *, namespace: str = T.O
             T.absolute(T.DISPARITY, namespace), header, ros_disparity(d.disparity, min_d),
             f=frame.left_info.fx, baseline=result.baseline_m, min_d=min_d, max_d=max_d,
         )
+    near = result.near
+    if near is not None and near.labels is not None:
+        writer.write_image(T.absolute(T.TERRAIN_LABELS, namespace), header, near.labels.image)
+    far = result.terrain
+    if far is not None and far.ok:
+        writer.write_image(T.absolute(T.TERRAIN_CLASSES, namespace), header, far.classes)
+    map_header = Header(header.stamp_ns, result.map_frame_id)
+    for topic, grid in ((T.TERRAIN_COSTMAP, result.terrain_map), (T.MAP_COSTMAP, result.fused_map)):
+        if grid is not None:
+            writer.write_occupancy_grid(T.absolute(topic, namespace), map_header, grid.data, grid.resolution,
+                                        grid.origin_xy_yaw)

@@ -42,7 +42,7 @@ def test_stereo_frame_gets_disparity_of_the_true_shift_and_keeps_its_header():
     assert np.median(d.disparity[:, 40:-10][inner]) == pytest.approx(SHIFT, abs=0.5)
     assert result.header == Header(1_000, "left_optical")
     assert result.baseline_m == pytest.approx(0.12)
-    assert set(result.timings_ms) == {"rectify", "disparity"}
+    assert {"rectify", "disparity"} <= set(result.timings_ms)
     assert pipe.times.summary()["disparity"]["n"] == 1
 
 
