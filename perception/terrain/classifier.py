@@ -37,20 +37,20 @@ accuracy on the newest stereo-labelled data, so a classifier that has not caught
 low confidence for a few frames, and the map weights its far-range output accordingly. Before any update it is 0.
 
 An ``update()`` with ~2000 frame samples and full buffers of 1000 per class takes about 1 ms (docs/mapping.md;
-``python -m perception.terrain.classifier --bench``).
+``python -m perception.terrain.classifier_bench``). The buffers are `ring_buffers.RingBuffers`; the .npz file
+format of `save` / `load` is in `classifier_io`.
 """
 from __future__ import annotations
 
-import argparse
-import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from perception.errors import InputError, ModelError
+from perception.errors import InputError
 from perception.params import describe_config, param, validate_config
+from perception.terrain.ring_buffers import RingBuffers
 
 CLASS_NAMES = ("super_ground", "ground", "footline", "obstacle", "super_obstacle")
 """The 5 terrain classes in index order (shared with the stereo labeller and the map)."""
@@ -122,59 +122,6 @@ def _chunk_rows(n_features: int) -> int:
     return max(16, _CHUNK_MACS // (NUM_CLASSES * n_features))
 
 
-class _RingBuffers:
-    """One fixed-capacity ring buffer per class of (feature, target, weight, |x|^2 + 1, sum t log t).
-
-    Targets are stored class-major (5 x buffers x capacity) so that `flat()` hands out the 5 x (5*capacity)
-    layout the training step works in without a copy.
-    """
-
-    def __init__(self, n_classes: int, capacity: int, n_features: int):
-        self.capacity = capacity
-        self.x = np.zeros((n_classes, capacity, n_features), np.float32)
-        self.t = np.zeros((n_classes, n_classes, capacity), np.float32)  # [target class, buffer, slot]
-        self.w = np.zeros((n_classes, capacity), np.float32)  # 0 in empty slots: they take no part
-        self.sq = np.zeros((n_classes, capacity), np.float32)
-        self.negent = np.zeros((n_classes, capacity), np.float32)
-        self.head = np.zeros(n_classes, np.int64)
-        self.count = np.zeros(n_classes, np.int64)
-
-    ARRAYS = ("x", "t", "w", "sq", "negent", "head", "count")
-
-    def clear(self) -> None:
-        for name in self.ARRAYS:
-            getattr(self, name)[...] = 0
-
-    def total(self) -> int:
-        return int(self.count.sum())
-
-    def flat(self):
-        """(x N x F, t 5 x N, w N, sq N, negent N) over every slot, as views (empty slots have w = 0)."""
-        n_classes, cap = self.w.shape
-        return (self.x.reshape(n_classes * cap, -1), self.t.reshape(n_classes, n_classes * cap),
-                self.w.reshape(-1), self.sq.reshape(-1), self.negent.reshape(-1))
-
-    def push(self, x: np.ndarray, t: np.ndarray, w: np.ndarray, sq: np.ndarray, negent: np.ndarray) -> None:
-        """Add samples (t class-major, 5 x N) to the buffer of their argmax class."""
-        if self.capacity == 0 or len(x) == 0:
-            return
-        cls = np.argmax(t, axis=0)
-        for c in range(self.w.shape[0]):
-            rows = np.flatnonzero(cls == c)
-            if rows.size == 0:
-                continue
-            if rows.size > self.capacity:  # keep an evenly spaced subset: spread over the image
-                rows = rows[np.linspace(0, rows.size - 1, self.capacity).round().astype(np.int64)]
-            slots = (self.head[c] + np.arange(rows.size)) % self.capacity
-            self.x[c, slots] = x[rows]
-            self.t[:, c, slots] = t[:, rows]
-            self.w[c, slots] = w[rows]
-            self.sq[c, slots] = sq[rows]
-            self.negent[c, slots] = negent[rows]
-            self.head[c] = (self.head[c] + rows.size) % self.capacity
-            self.count[c] = min(self.capacity, int(self.count[c]) + rows.size)
-
-
 def _log_softmax(z: np.ndarray, axis: int) -> np.ndarray:
     z = z - z.max(axis=axis, keepdims=True)
     return z - np.log(np.exp(z).sum(axis=axis, keepdims=True))
@@ -198,7 +145,7 @@ class OnlineClassifier:
         f = self.config.n_features
         self.default_weights = self._param_array(default_weights, (NUM_CLASSES, f), "default_weights")
         self.default_bias = self._param_array(default_bias, (NUM_CLASSES,), "default_bias")
-        self._buffers = _RingBuffers(NUM_CLASSES, self.config.buffer_capacity, f)
+        self._buffers = RingBuffers(NUM_CLASSES, self.config.buffer_capacity, f)
         self.reset()
 
     # ------------------------------------------------------------------ state
@@ -392,92 +339,22 @@ class OnlineClassifier:
         self.weights = self.default_weights + keep * (self.weights - self.default_weights)
         self.bias = self.default_bias + keep * (self.bias - self.default_bias)
 
-    # ------------------------------------------------------------------ persistence
+    # ------------------------------------------------------------------ persistence (classifier_io)
     def save(self, path, *, include_buffers: bool = True) -> Path:
         """Write weights, defaults, config, confidence state (and the buffers) as an .npz (no pickle)."""
-        path = Path(path)
-        b = self._buffers
-        arrays = {
-            "format": np.array(FILE_FORMAT),
-            "config": np.array(json.dumps(asdict(self.config))),
-            "class_names": np.array(CLASS_NAMES),
-            "weights": self.weights, "bias": self.bias,
-            "default_weights": self.default_weights, "default_bias": self.default_bias,
-            "confidence_state": np.array([self._conf_num, self._conf_den], np.float64),
-            "n_updates": np.array(self.n_updates, np.int64),
-        }
-        if include_buffers:
-            arrays.update({f"buf_{name}": getattr(b, name) for name in b.ARRAYS})
-        with open(path, "wb") as fh:  # np.savez would append .npz to a name without it
-            np.savez(fh, **arrays)
-        return path
+        from perception.terrain.classifier_io import save_classifier
+
+        return save_classifier(self, path, include_buffers=include_buffers)
 
     @classmethod
     def load(cls, path) -> OnlineClassifier:
         """Read a file written by `save` (np.load with allow_pickle=False). Bad files raise ModelError."""
-        path = Path(path)
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                arrays = {k: data[k] for k in data.files}
-        except FileNotFoundError:
-            raise ModelError("no such file", subject=str(path)) from None
-        except Exception as err:  # noqa: BLE001 - zip/format errors come in many types
-            raise ModelError(f"not a readable .npz ({err})", subject=str(path)) from None
-        fmt = str(arrays.get("format", ""))
-        if fmt != FILE_FORMAT:
-            raise ModelError(f"format {fmt!r}, expected {FILE_FORMAT!r}", subject=str(path),
-                             hint="write it with OnlineClassifier.save")
-        if tuple(str(n) for n in arrays["class_names"]) != CLASS_NAMES:
-            raise ModelError(f"classes {list(arrays['class_names'])}, expected {list(CLASS_NAMES)}",
-                             subject=str(path))
-        try:
-            config = ClassifierConfig(**json.loads(str(arrays["config"])))
-            clf = cls(config, arrays["default_weights"], arrays["default_bias"])
-            clf.weights = clf._param_array(arrays["weights"], clf.weights.shape, "weights")
-            clf.bias = clf._param_array(arrays["bias"], clf.bias.shape, "bias")
-        except (InputError, TypeError, KeyError) as err:
-            raise ModelError(f"inconsistent contents ({err})", subject=str(path)) from None
-        clf._conf_num, clf._conf_den = (float(v) for v in arrays["confidence_state"])
-        clf.n_updates = int(arrays["n_updates"])
-        if "buf_x" in arrays:
-            b = clf._buffers
-            for name in b.ARRAYS:
-                src = arrays[f"buf_{name}"]
-                dst = getattr(b, name)
-                if src.shape != dst.shape:
-                    raise ModelError(f"buffer {name} has shape {src.shape}, expected {dst.shape}",
-                                     subject=str(path))
-                dst[...] = src
-        return clf
+        from perception.terrain.classifier_io import load_classifier
+
+        return load_classifier(cls, path)
 
 
-# ---------------------------------------------------------------------- measurement
-def _bench(n_frame: int = 2000, capacity: int = 1000, repeats: int = 50) -> dict:
-    rng = np.random.default_rng(0)
-    clf = OnlineClassifier(ClassifierConfig(buffer_capacity=capacity))
-    centres = rng.normal(0, 0.5, (NUM_CLASSES, FEATURE_DIM))
+if __name__ == "__main__":  # the former benchmark command; it lives in classifier_bench now
+    from perception.terrain.classifier_bench import main
 
-    def frame(n):
-        y = rng.integers(0, NUM_CLASSES, n)
-        x = np.tanh(centres[y] + rng.normal(0, 0.5, (n, FEATURE_DIM))).astype(np.float32)
-        return x, np.eye(NUM_CLASSES, dtype=np.float32)[y], rng.uniform(0.5, 1, n).astype(np.float32)
-
-    frames = [frame(n_frame) for _ in range(8)]
-    while clf.buffer_counts.min() < capacity:
-        clf.update(*frames[0])
-    times = sorted(clf.update(*frames[i % len(frames)]).ms for i in range(repeats))
-    return {"n_frame": n_frame, "buffer_per_class": capacity, "median_ms": times[len(times) // 2],
-            "p90_ms": times[int(len(times) * 0.9)]}
-
-
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--bench", action="store_true", help="time update() on ~2000 samples + full buffers")
-    args = parser.parse_args(argv)
-    if args.bench:
-        print(json.dumps(_bench()))
-    return 0
-
-
-if __name__ == "__main__":
     raise SystemExit(main())

@@ -319,3 +319,27 @@ def test_config_is_validated():
     with pytest.raises(InputError, match="ordered"):
         MapConfig(class_weights=(2, 1, 0, -1, -2))
     assert MapConfig.describe()["grid"]["choices"] == ("polar", "cartesian")
+
+
+def test_config_tuples_are_checked_per_element_and_stored_as_float_tuples():
+    cfg = MapConfig(cartesian_cells_m=[0.5, 2], cartesian_sizes_m=[20, 100], class_weights=[-2, -1, 0, 1, 2])
+    assert cfg.cartesian_cells_m == (0.5, 2.0) and cfg.cartesian_sizes_m == (20.0, 100.0)
+    assert cfg.class_weights == (-2.0, -1.0, 0.0, 1.0, 2.0)
+    assert all(type(v) is float for v in cfg.class_weights)
+    with pytest.raises(InputError, match="MapConfig.class_weights.*must have 5 elements"):
+        MapConfig(class_weights=(-1.0, 1.0))
+    with pytest.raises(InputError, match="MapConfig.cartesian_sizes_m.*element 1"):
+        MapConfig(cartesian_sizes_m=(32.0, float("nan"), 416.0))
+    with pytest.raises(InputError, match="MapConfig.cartesian_cells_m.*list of numbers"):
+        MapConfig(cartesian_cells_m=0.2)
+    with pytest.raises(InputError, match="MapConfig.max_range_m"):
+        MapConfig(max_range_m=True)
+
+
+def test_map_names_are_re_exported_from_the_package():
+    import perception.mapping as mapping
+    from perception.mapping import terrain_map
+
+    for name in ("GRIDS", "MapConfig", "MapGrid", "ObservationStats", "TerrainMap", "pose_xy_yaw"):
+        assert getattr(mapping, name) is getattr(terrain_map, name)
+    assert set(mapping.__all__) >= {"MapConfig", "MapGrid", "TerrainMap"}

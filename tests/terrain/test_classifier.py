@@ -273,3 +273,31 @@ def test_small_feature_vectors_and_several_steps():
         x = (centres[y] + rng.normal(0, 0.3, (100, 3))).astype(np.float32)
         st = clf.update(x, np.eye(NUM_CLASSES, dtype=np.float32)[y])
     assert st.steps == 5 and st.error_vs_targets < 0.05
+
+
+def test_ring_buffers_keep_an_evenly_spaced_subset_per_class():
+    from perception.terrain.ring_buffers import RingBuffers
+
+    b = RingBuffers(NUM_CLASSES, 4, 2)
+    n = 10
+    x = np.arange(2 * n, dtype=np.float32).reshape(n, 2)
+    t = np.zeros((NUM_CLASSES, n), np.float32)
+    t[1] = 1.0  # every sample is class 1
+    ones = np.ones(n, np.float32)
+    b.push(x, t, ones, ones, np.zeros(n, np.float32))
+    assert b.count.tolist() == [0, 4, 0, 0, 0] and b.total() == 4
+    assert b.x[1, :, 0].tolist() == [0.0, 6.0, 12.0, 18.0]  # rows 0, 3, 6, 9
+    fx, ft, fw, _, _ = b.flat()
+    assert fx.shape == (NUM_CLASSES * 4, 2) and ft.shape == (NUM_CLASSES, NUM_CLASSES * 4) and fw.sum() == 4
+    b.clear()
+    assert b.total() == 0 and not b.x.any()
+
+
+def test_bench_runs_and_reports_times(capsys):
+    import json
+
+    from perception.terrain.classifier_bench import main
+
+    assert main(["--frame", "50", "--capacity", "20", "--repeats", "3"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["n_frame"] == 50 and result["buffer_per_class"] == 20 and result["median_ms"] > 0
