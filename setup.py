@@ -30,7 +30,7 @@ setup(
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),
         *tree("launch", ("*.py", "*.yaml")),
-        *tree("engines", ("*.onnx", "*.yaml", "*.json")),
+        *tree("engines", ("*.onnx", "*.yaml", "*.json", "*.npz")),
         *tree("calibration", ("*.yaml", "*.txt")),
     ],
     zip_safe=False,

@@ -23,7 +23,7 @@ from perception.stereo.labels import label_near_range
 from perception.stereo.windows import UNKNOWN, LabelConfig
 from perception.terrain.bands import BandConfig, pixels_to_ground
 from perception.terrain.classifier import ClassifierConfig
-from perception.terrain.long_range import LongRange, LongRangeConfig, load_default_classifier
+from perception.terrain.long_range import LongRange, LongRangeConfig
 
 
 @dataclass(frozen=True)
@@ -68,8 +68,8 @@ class TerrainStage:
         self.estimator = GroundEstimator(ground)
         self.labels_config = labels
         self.output = output
-        self.long_range = LongRange(terrain, bands, load_default_classifier(default_weights, classifier),
-                                    model=model) if long_range else None
+        self.long_range = LongRange(terrain, bands, classifier, model=model,
+                                    default_weights=default_weights) if long_range else None
         self.map = TerrainMap(map_config)
 
     def close(self) -> None:

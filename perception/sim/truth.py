@@ -104,21 +104,24 @@ def top_down_map(world, absent: int | None) -> dict:
     def px(p):
         return (int(round((p[0] - x0) / res * 16)), int(round((p[1] - y0) / res * 16)))
 
+    obstacle = np.zeros_like(cls)
     for ob in world.scene.objects[:world.scene.n_static]:
         if not (x0 - 30 < ob.xy[0] < x1 + 30 and y0 - 30 < ob.xy[1] < y1 + 30):
             continue
         code = C.OBJECT_TERRAIN[ob.cls]
-        if ob.cls == "tree":
-            r = ob.prims[0].half[0] + 0.3
-            cv2.circle(cls, px(ob.xy), int(round(r / res * 16)), code, -1, cv2.LINE_8, 4)
-        elif ob.cls == "wall":
-            corners = box_corners(np.array([[*ob.xy, 0.0]]), np.array([[ob.size[0] / 2, ob.size[1] / 2, 1.0]]),
-                                  np.array([ob.yaw]))[0, ::2, :2]
-            poly = np.array([px(corners[i]) for i in (0, 1, 3, 2)], np.int32)
-            cv2.fillPoly(cls, [poly], code, cv2.LINE_8, 4)
-        else:
-            axes = (max(1, int(round(ob.size[0] / 2 / res * 16))), max(1, int(round(ob.size[1] / 2 / res * 16))))
-            cv2.ellipse(cls, px(ob.xy), axes, float(np.degrees(ob.yaw)), 0, 360, code, -1, cv2.LINE_8, 4)
+        for target, value in ((cls, code), (obstacle, 1)):
+            if ob.cls == "tree":
+                r = ob.prims[0].half[0] + 0.3
+                cv2.circle(target, px(ob.xy), int(round(r / res * 16)), value, -1, cv2.LINE_8, 4)
+            elif ob.cls == "wall":
+                corners = box_corners(np.array([[*ob.xy, 0.0]]), np.array([[ob.size[0] / 2, ob.size[1] / 2, 1.0]]),
+                                      np.array([ob.yaw]))[0, ::2, :2]
+                poly = np.array([px(corners[i]) for i in (0, 1, 3, 2)], np.int32)
+                cv2.fillPoly(target, [poly], value, cv2.LINE_8, 4)
+            else:
+                axes = (max(1, int(round(ob.size[0] / 2 / res * 16))), max(1, int(round(ob.size[1] / 2 / res * 16))))
+                cv2.ellipse(target, px(ob.xy), axes, float(np.degrees(ob.yaw)), 0, 360, value, -1, cv2.LINE_8, 4)
     trav = np.asarray(C.TRAVERSABILITY, np.float32)[cls]
     return {"terrain_class": cls, "traversability": trav, "cost": np.asarray(C.COST, np.uint8)[cls],
+            "obstacle": obstacle.astype(bool),
             "resolution": res, "origin": (float(x0), float(y0)), "frame_id": "odom", "width": nx, "height": ny}

@@ -79,7 +79,7 @@ class SimWorld:
 
     def traversability_map(self, i: int | None = None) -> dict:
         """Top-down map of the world as it is at frame i (default: the last frame). Keys: terrain_class (uint8 HxW),
-        traversability (float32), cost (uint8, 0..254), resolution (m), origin (x, y of the corner of cell [0, 0] in
+        traversability (float32), cost (uint8, 0..254), obstacle (bool: a static object stands there), resolution (m), origin (x, y of the corner of cell [0, 0] in
         odom), frame_id, width, height; row index grows with y, column index with x."""
         i = self.cfg.frames - 1 if i is None else i
         absent = self.cfg.change_class if (self.cfg.change == "new_class" and not self.change_active(i)) else None

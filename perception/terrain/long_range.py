@@ -17,6 +17,7 @@ the viewer use; the map uses the full distribution (LAGR cost, `perception.mappi
 """
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,11 +25,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from perception.errors import InputError
+from perception.errors import InputError, ModelError
 from perception.params import describe_config, param, validate_config
 from perception.stereo.windows import UNKNOWN
 from perception.terrain import bands as B
-from perception.terrain.classifier import NUM_CLASSES, OnlineClassifier
+from perception.terrain.classifier import NUM_CLASSES, ClassifierConfig, OnlineClassifier
+from perception.terrain.defaults import load_defaults
+
+log = logging.getLogger(__name__)
 
 TRAVERSABILITY_WEIGHTS = np.array([1.0, 1.0, 0.5, 0.0, 0.0], np.float32)  # per class: super-ground .. super-obstacle
 SHIPPED_DEFAULTS = "terrain_classifier_defaults.npz"
@@ -82,29 +86,40 @@ class LongRangeResult:
 def shipped_defaults() -> Path | None:
     from perception.engines.catalog import shipped_models_dir
 
-    path = shipped_models_dir() / SHIPPED_DEFAULTS
-    return path if path.exists() else None
+    folder = shipped_models_dir()
+    path = folder / SHIPPED_DEFAULTS if folder is not None else None
+    return path if path is not None and path.exists() else None
 
 
-def load_default_classifier(path: str | Path | None, config) -> OnlineClassifier:
-    """An OnlineClassifier with the offline default weights of `path` (an OnlineClassifier npz without buffers);
-    None: the shipped defaults when present, else zeros (uniform predictions until it learns)."""
-    path = shipped_defaults() if path is None else Path(path)
+def load_default_classifier(path: str | Path | None, config: ClassifierConfig | None,
+                            feature_model: str | Path | None) -> OnlineClassifier:
+    """An OnlineClassifier starting from the offline defaults of `path` (checked against `feature_model`).
+    None: the shipped defaults when they fit the net in use, else zero weights (with a warning when shipped
+    defaults exist but belong to another net)."""
     if path is None:
-        return OnlineClassifier(config)
-    saved = OnlineClassifier.load(path)
-    return OnlineClassifier(config, saved.weights, saved.bias)
+        shipped = shipped_defaults()
+        if shipped is None:
+            return OnlineClassifier(config)
+        try:
+            d = load_defaults(shipped, feature_model)
+        except ModelError as err:
+            log.warning("%s; the classifier starts from zero weights", err)
+            return OnlineClassifier(config)
+    else:
+        d = load_defaults(path, feature_model)
+    return OnlineClassifier(config, d.weights, d.bias)
 
 
 class LongRange:
     """Stateful per camera (the classifier learns across frames). `engine`: an open feature-net Engine, or None
-    to open `model` (None: the shipped engines/terrain_features.onnx)."""
+    to open `model` (None: the shipped engines/terrain_features.onnx). `default_weights`: the classifier's
+    offline defaults file (None: the shipped one, `perception.terrain.defaults`)."""
 
     def __init__(self, config: LongRangeConfig | None = None, bands: B.BandConfig | None = None,
-                 classifier: OnlineClassifier | None = None, *, model: str | Path | None = None, engine=None) -> None:
+                 classifier: ClassifierConfig | None = None, *, model: str | Path | None = None, engine=None,
+                 default_weights: str | Path | None = None) -> None:
         self.config = config or LongRangeConfig()
         self.bands_config = bands or B.BandConfig()
-        self.classifier = classifier or load_default_classifier(None, None)
         if engine is None:
             from perception.engines.catalog import shipped_models_dir
             from perception.engines.factory import open_engine
@@ -113,11 +128,12 @@ class LongRange:
             engine = open_engine(path, backend=self.config.backend, precision=self.config.precision,
                                  task="terrain_features", threads=self.config.threads or None)
         self.engine = engine
+        self.classifier = load_default_classifier(default_weights, classifier, engine.path)
         spec = engine.inputs[0]
         shape = tuple(spec.shape)
         if shape[1:] != (3, B.HEIGHT, B.WIDTH):
             raise InputError(f"feature net input {shape}, the band pyramid makes 1x3x{B.HEIGHT}x{B.WIDTH} strips",
-                             subject=str(getattr(engine, "path", "feature net")),
+                             subject=str(engine.path),
                              hint="export the feature net with the band width 484 (perception train features)")
         self._input = spec.name
         self._output = engine.outputs[0].name
@@ -130,14 +146,10 @@ class LongRange:
         return np.concatenate([self.engine.infer({self._input: strips[i: i + 1]})[self._output]
                                for i in range(len(strips))])
 
-    def process(self, left: np.ndarray, camera, ground, labels=None) -> LongRangeResult:
-        """`left`: rectified BGR (or mono) uint8; `camera`: its CameraInfo; `ground`: GroundEstimate;
-        `labels`: NearLabels of the same frame (None or not ok: no training this frame). Never raises for a frame
-        without ground (`reason` says why); a malformed image raises InputError."""
-        res = LongRangeResult()
+    def observe(self, left: np.ndarray, camera, ground) -> FrameFeatures | None:
+        """Bands and features of one frame (None without a ground plane)."""
         if ground is None or not ground.ok:
-            res.reason = f"no ground plane: {getattr(ground, 'reason', 'none given')}"
-            return res
+            return None
         h, w = left.shape[:2]
         t0 = time.perf_counter()
         plan = B.plan_bands(ground.primary.normal, ground.primary.d, camera, self.bands_config)
@@ -146,60 +158,100 @@ class LongRange:
         feats = B.assemble_features(self.features(strips), plan)
         uv, _band = B.feature_pixels(plan)
         t2 = time.perf_counter()
-        res.timings_ms["bands"] = (t1 - t0) * 1e3
-        res.timings_ms["features"] = (t2 - t1) * 1e3
         inside = (uv[:, 0] >= 0) & (uv[:, 0] <= w - 1) & (uv[:, 1] >= 0) & (uv[:, 1] <= h - 1)
-        xy = B.ground_points(uv, plan)
-        dist = xy[:, 0]
-        res.plan, res.pixels, res.n_windows = plan, uv, int(inside.sum())
+        inside &= np.isfinite(feats).all(1)
+        return FrameFeatures(plan, feats, uv, B.ground_points(uv, plan), inside, (h, w),
+                             {"bands": (t1 - t0) * 1e3, "features": (t2 - t1) * 1e3})
 
-        near = np.zeros(len(uv), bool)
-        targets = weights = None
-        if labels is not None and labels.ok and labels.windows.size:
-            rows, cols = labels.grid
-            wr, wc = labels.window
-            iu = np.clip(uv[:, 0].astype(np.int64), 0, w - 1) // wc
-            iv = np.clip(uv[:, 1].astype(np.int64), 0, h - 1) // wr
-            rec = labels.windows[np.clip(iv, 0, rows - 1) * cols + np.clip(iu, 0, cols - 1)]
-            near = inside & (rec["class"] != UNKNOWN) & (rec["confidence"] > self.config.min_label_confidence)
-            targets = rec["probabilities"][near]
-            weights = rec["confidence"][near]
-        probs = np.full((len(uv), NUM_CLASSES), np.nan, np.float32)
-        probs[inside] = self.classifier.predict_proba(feats[inside])
-        t3 = time.perf_counter()
-        if near.any():
-            before = probs[near]
-            res.predicted_before, res.near_targets = before, targets
-            res.err_vs_stereo = float(np.mean(np.argmax(before, 1) != np.argmax(targets, 1)))
-            res.n_trained = int(near.sum())
-            if self.config.learn:
-                self.classifier.update(feats[near], targets, weights)
-                probs[inside] = self.classifier.predict_proba(feats[inside])
-        res.near_mask = near
-        t4 = time.perf_counter()
-        res.timings_ms["update"] = (t4 - t3) * 1e3
-        res.probabilities, res.ground_xy, res.distance_m = probs, xy, dist
-        res.confidence = float(self.classifier.confidence)
-        res.classes, res.traversability = self.paint(probs, plan, (h, w))
-        res.timings_ms["paint"] = (time.perf_counter() - t4) * 1e3
+    def process(self, left: np.ndarray, camera, ground, labels=None) -> LongRangeResult:
+        """`left`: rectified BGR (or mono) uint8; `camera`: its CameraInfo; `ground`: GroundEstimate;
+        `labels`: NearLabels of the same frame (None or not ok: no training this frame). Never raises for a frame
+        without ground (`reason` says why); a malformed image raises InputError."""
+        ff = self.observe(left, camera, ground)
+        if ff is None:
+            return LongRangeResult(reason=f"no ground plane: {getattr(ground, 'reason', 'none given')}")
+        res = classify(ff, labels, self.classifier, learn=self.config.learn,
+                       min_label_confidence=self.config.min_label_confidence)
+        t0 = time.perf_counter()
+        res.classes, res.traversability = paint(res.probabilities, ff.plan, ff.shape, self.config.image_step)
+        res.timings_ms["paint"] = (time.perf_counter() - t0) * 1e3
         return res
 
-    def paint(self, probs: np.ndarray, plan: B.BandPlan, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-        """Per-window probabilities -> (class codes HxW uint8, traversability HxW float32) at input resolution."""
-        h, w = shape
-        step = self.config.image_step
-        lookup, grid = B.pixel_lookup(plan, shape, step)
-        idx = lookup.ravel()
-        have = idx >= 0
-        p = np.full((idx.size, NUM_CLASSES), np.nan, np.float32)
-        p[have] = probs[idx[have]]
-        ok = np.isfinite(p).all(1)
-        cls = np.zeros(idx.size, np.uint8)
-        cls[ok] = np.argmax(p[ok], 1).astype(np.uint8) + 1
-        trav = np.full(idx.size, np.nan, np.float32)
-        trav[ok] = p[ok] @ TRAVERSABILITY_WEIGHTS
-        cls, trav = cls.reshape(grid), trav.reshape(grid)
-        if step > 1:
-            cls = cv2.resize(cls, (grid[1] * step, grid[0] * step), interpolation=cv2.INTER_NEAREST)[:h, :w]
-            trav = cv2.resize(trav, (grid[1] * step, grid[0] * step), interpolation=cv2.INTER_NEAREST)[:h, :w]
-        return np.ascontiguousarray(cls), np.ascontiguousarray(trav)
+
+@dataclass
+class FrameFeatures:
+    """One frame's band windows: the plan, N x 100 features, window centre pixels, ground points (forward, left),
+    which windows lie inside the image, the image shape and the stage times."""
+
+    plan: B.BandPlan
+    features: np.ndarray
+    pixels: np.ndarray
+    ground_xy: np.ndarray
+    inside: np.ndarray
+    shape: tuple[int, int]
+    timings_ms: dict[str, float]
+
+
+def stereo_targets(ff: FrameFeatures, labels, min_label_confidence: float = 0.0):
+    """(mask N, targets n x 5, weights n): the windows whose centre lies in a labelled stereo window."""
+    near = np.zeros(len(ff.pixels), bool)
+    if labels is None or not labels.ok or not labels.windows.size:
+        return near, np.zeros((0, NUM_CLASSES), np.float32), np.zeros(0, np.float32)
+    h, w = ff.shape
+    rows, cols = labels.grid
+    wr, wc = labels.window
+    iu = np.clip(ff.pixels[:, 0].astype(np.int64), 0, w - 1) // wc
+    iv = np.clip(ff.pixels[:, 1].astype(np.int64), 0, h - 1) // wr
+    rec = labels.windows[np.clip(iv, 0, rows - 1) * cols + np.clip(iu, 0, cols - 1)]
+    near = ff.inside & (rec["class"] != UNKNOWN) & (rec["confidence"] > min_label_confidence)
+    return near, rec["probabilities"][near], rec["confidence"][near]
+
+
+def classify(ff: FrameFeatures, labels, classifier: OnlineClassifier, *, learn: bool = True,
+             min_label_confidence: float = 0.0) -> LongRangeResult:
+    """Test, then train (module docstring) one frame's windows with `classifier`; no painting."""
+    res = LongRangeResult(plan=ff.plan, pixels=ff.pixels, ground_xy=ff.ground_xy, distance_m=ff.ground_xy[:, 0],
+                          n_windows=int(ff.inside.sum()), timings_ms=dict(ff.timings_ms))
+    t0 = time.perf_counter()
+    near, targets, weights = stereo_targets(ff, labels, min_label_confidence)
+    probs = np.full((len(ff.pixels), NUM_CLASSES), np.nan, np.float32)
+    probs[ff.inside] = classifier.predict_proba(ff.features[ff.inside])
+    if near.any():
+        before = probs[near]
+        res.predicted_before, res.near_targets = before, targets
+        res.err_vs_stereo = float(np.mean(np.argmax(before, 1) != np.argmax(targets, 1)))
+        res.n_trained = int(near.sum())
+        if learn:
+            classifier.update(ff.features[near], targets, weights)
+            probs[ff.inside] = classifier.predict_proba(ff.features[ff.inside])
+    res.near_mask = near
+    res.probabilities = probs
+    res.confidence = float(classifier.confidence)
+    res.timings_ms["update"] = (time.perf_counter() - t0) * 1e3
+    return res
+
+
+def traversability_of(probs: np.ndarray) -> np.ndarray:
+    """Per-window traversability score from the class probabilities (module docstring)."""
+    return probs @ TRAVERSABILITY_WEIGHTS
+
+
+def paint(probs: np.ndarray, plan: B.BandPlan, shape: tuple[int, int], step: int = 2
+      ) -> tuple[np.ndarray, np.ndarray]:
+    """Per-window probabilities -> (class codes HxW uint8, traversability HxW float32) at input resolution."""
+    h, w = shape
+    lookup, grid = B.pixel_lookup(plan, shape, step)
+    idx = lookup.ravel()
+    have = idx >= 0
+    p = np.full((idx.size, NUM_CLASSES), np.nan, np.float32)
+    p[have] = probs[idx[have]]
+    ok = np.isfinite(p).all(1)
+    cls = np.zeros(idx.size, np.uint8)
+    cls[ok] = np.argmax(p[ok], 1).astype(np.uint8) + 1
+    trav = np.full(idx.size, np.nan, np.float32)
+    trav[ok] = p[ok] @ TRAVERSABILITY_WEIGHTS
+    cls, trav = cls.reshape(grid), trav.reshape(grid)
+    if step > 1:
+        cls = cv2.resize(cls, (grid[1] * step, grid[0] * step), interpolation=cv2.INTER_NEAREST)[:h, :w]
+        trav = cv2.resize(trav, (grid[1] * step, grid[0] * step), interpolation=cv2.INTER_NEAREST)[:h, :w]
+    return np.ascontiguousarray(cls), np.ascontiguousarray(trav)
