@@ -9,7 +9,8 @@ import argparse
 import sys
 
 from perception.cli.common import print_json
-from perception.errors import InputError, NotBuiltError
+from perception.errors import InputError
+from perception.viewer.cli import add_viewer_arguments, hold, viewer_from_args
 
 
 def register(sub) -> None:
@@ -24,7 +25,7 @@ def register(sub) -> None:
     p.add_argument("--size", default="640x480", help="image size WxH (default 640x480)")
     p.add_argument("--seed", type=int, default=0, help="world seed (default 0)")
     p.add_argument("--out", default="perception-demo.mcap", help="output bag folder (default perception-demo.mcap)")
-    p.add_argument("--viewer", action="store_true", help="live overlay viewer [not built yet: issue 6]")
+    add_viewer_arguments(p, hold=True)
     p.add_argument("--json", action="store_true", help="the last stdout line is the summary as one JSON object")
     p.set_defaults(func=run)
 
@@ -59,8 +60,6 @@ class TruthCheck:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.viewer:
-        raise NotBuiltError("not implemented yet in this release", subject="demo --viewer", hint="tracked in issue 6")
     if args.frames < 1:
         raise InputError("must be >= 1", subject="--frames")
     from perception.pipeline.offline import run_offline
@@ -70,11 +69,19 @@ def run(args: argparse.Namespace) -> int:
           file=sys.stderr)
     source = open_source(f"sim:seed={args.seed},frames={args.frames},size={args.size}")
     check = TruthCheck()
-    summary = run_offline(source, args.out, overwrite=True, total=args.frames, on_result=check)
-    truth = check.to_dict()
-    print(summary.text(), file=sys.stderr)
-    print(f"stereo vs ground truth within {truth['near_range_m']:.0f} m: {truth['density_pct']:.1f} % of pixels "
-          f"measured, {truth['within_2px_pct']:.1f} % of them within 2 px", file=sys.stderr)
-    if args.json:
-        print_json({**summary.to_dict(), "stereo_vs_truth": truth})
+    with viewer_from_args(args, "demo") as viewer:
+        def on_result(result) -> None:
+            check(result)
+            if viewer is not None:
+                viewer.publish(result)
+
+        summary = run_offline(source, args.out, overwrite=True, total=args.frames, on_result=on_result)
+        truth = check.to_dict()
+        print(summary.text(), file=sys.stderr)
+        print(f"stereo vs ground truth within {truth['near_range_m']:.0f} m: {truth['density_pct']:.1f} % of pixels "
+              f"measured, {truth['within_2px_pct']:.1f} % of them within 2 px", file=sys.stderr)
+        if args.json:
+            print_json({**summary.to_dict(), "stereo_vs_truth": truth})
+        if args.viewer_hold:
+            hold(viewer, "demo")
     return 0 if summary.used else 1

@@ -6,6 +6,7 @@ import sys
 
 from perception.cli.common import print_json
 from perception.errors import InputError, NotBuiltError
+from perception.viewer.cli import add_viewer_arguments, viewer_from_args
 
 
 def register(sub) -> None:
@@ -25,7 +26,7 @@ def register(sub) -> None:
     p.add_argument("--right-topic", help="right image topic (default: detected)")
     p.add_argument("--left-calibration", help="camera_info YAML for the left camera (when the bag has none)")
     p.add_argument("--right-calibration", help="camera_info YAML for the right camera (when the bag has none)")
-    p.add_argument("--viewer", action="store_true", help="live overlay viewer [not built yet: issue 6]")
+    add_viewer_arguments(p)
     p.add_argument("--params", help="parameter YAML (/**: ros__parameters:) [not built yet: issue 6]")
     p.add_argument("--json", action="store_true", help="the last stdout line is the summary as one JSON object")
     p.set_defaults(func=run)
@@ -34,8 +35,6 @@ def register(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.rate < 0:
         raise InputError("must be >= 0", subject="--rate")
-    if args.viewer:
-        raise NotBuiltError("not implemented yet in this release", subject="replay --viewer", hint="tracked in issue 6")
     if args.params:
         raise NotBuiltError("not implemented yet in this release", subject="replay --params", hint="tracked in issue 6")
     from perception.pipeline.offline import run_offline
@@ -43,7 +42,9 @@ def run(args: argparse.Namespace) -> int:
 
     source = BagSource(args.bag, left_topic=args.left_topic, right_topic=args.right_topic,
                        left_calibration=args.left_calibration, right_calibration=args.right_calibration)
-    summary = run_offline(source, args.out, overwrite=args.overwrite, copy_inputs=args.copy_inputs, rate=args.rate)
+    with viewer_from_args(args, "replay") as viewer:
+        summary = run_offline(source, args.out, overwrite=args.overwrite, copy_inputs=args.copy_inputs,
+                              rate=args.rate, on_result=viewer.publish if viewer is not None else None)
     print(summary.text(), file=sys.stderr)
     if args.json:
         print_json(summary.to_dict())
