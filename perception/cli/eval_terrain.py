@@ -27,7 +27,12 @@ def register(verbs) -> None:
     parser.add_argument("--frames", type=int, default=60, help="frames per drive (the terrain changes at half)")
     parser.add_argument("--size", default="640x480", help="image size WxH (default 640x480)")
     parser.add_argument("--model", help="feature net ONNX (default: the shipped engines/terrain_features.onnx)")
+    parser.add_argument("--defaults", help="classifier default weights .npz (default: the shipped ones, when they "
+                        "belong to the feature net)")
     parser.add_argument("--backend", default="auto", choices=("auto", "onnxruntime", "tensorrt"))
+    parser.add_argument("--real", metavar="BAG", nargs="?", const="auto",
+                        help="also run the whole pipeline on a real stereo bag (default with no value: "
+                             "$PERCEPTION_DATA/euroc_stereo_bag) and report it under \"real\"")
     parser.add_argument("--save-images", metavar="DIR",
                         help="write the learning curves, the maps and an overlay of the last frame here")
     parser.set_defaults(func=run)
@@ -53,10 +58,26 @@ def run(args: argparse.Namespace) -> int:
     with tqdm(total=len(cfg.seeds) * cfg.frames, unit="frame", file=sys.stderr, desc="eval terrain") as bar:
         for seed in cfg.seeds:
             dr, sc = evaluate_drive(seed, cfg, engine, progress=lambda s, i: bar.update(1),
-                                    keep_maps=bool(args.save_images) and seed == cfg.seeds[0])
+                                    keep_maps=bool(args.save_images) and seed == cfg.seeds[0],
+                                    defaults=args.defaults)
             drives.append(dr)
             scores.append(sc)
     result = summarize(drives, scores, cfg, LabelConfig().max_range_m)
+    if args.real:
+        import os
+
+        from perception.terrain.real_run import run_real
+
+        bag = args.real
+        if bag == "auto":
+            data = os.environ.get("PERCEPTION_DATA")
+            if not data:
+                raise InputError("no bag given and PERCEPTION_DATA is not set", subject="--real",
+                                 hint="give the bag: --real PATH")
+            bag = str(Path(data) / "euroc_stereo_bag")
+        with tqdm(unit="frame", file=sys.stderr, desc="real bag") as bar:
+            result["real"] = run_real(bag, save_images=Path(args.save_images) if args.save_images else None,
+                                      progress=lambda n: bar.update(1))
     result["model"] = model.name
     result["backend"] = engine.backend
     if args.save_images:

@@ -52,7 +52,8 @@ class RunSummary:
 
 def run_offline(source: FrameSource, out: str | Path, *, pipeline: Pipeline | None = None, storage: str | None = None,
                 overwrite: bool = False, copy_inputs: bool = True, rate: float = 0.0, total: int | None = None,
-                on_result: Callable[[FrameResult], None] | None = None, progress: bool = True) -> RunSummary:
+                on_result: Callable[[FrameResult], None] | None = None, progress: bool = True,
+                overlay: bool = True) -> RunSummary:
     """Process every frame of `source`, writing outputs to the bag `out`; return the summary."""
     pipeline = pipeline or Pipeline()
     t_start = time.perf_counter()
@@ -67,7 +68,7 @@ def run_offline(source: FrameSource, out: str | Path, *, pipeline: Pipeline | No
                 if ahead > 0:
                     time.sleep(ahead)  # pacing to the recorded clock, not synchronisation
             result = pipeline.process(frame)
-            write_result(writer, result, copy_inputs=copy_inputs)
+            write_result(writer, result, copy_inputs=copy_inputs, overlay=overlay)
             if on_result is not None:
                 on_result(result)
             bar.update(1)

@@ -18,8 +18,9 @@ def ros_disparity(disparity: np.ndarray, min_d: float) -> np.ndarray:
 
 
 def write_result(writer: BagWriter, result: FrameResult, *, namespace: str = T.OUTPUT_NAMESPACE,
-                 copy_inputs: bool = True) -> None:
-    """Write what `result` holds; a skipped frame writes nothing."""
+                 copy_inputs: bool = True, overlay: bool = True) -> None:
+    """Write what `result` holds; a skipped frame writes nothing. `overlay`: also the composed `overlay` image
+    (about 20 ms a frame at 640x480)."""
     if not result.ok:
         return
     frame, header = result.frame, result.header
@@ -49,3 +50,7 @@ def write_result(writer: BagWriter, result: FrameResult, *, namespace: str = T.O
         if grid is not None:
             writer.write_occupancy_grid(T.absolute(topic, namespace), map_header, grid.data, grid.resolution,
                                         grid.origin_xy_yaw)
+    if overlay:
+        from perception.viewer.overlay import compose
+
+        writer.write_image(T.absolute(T.OVERLAY, namespace), header, compose(result))

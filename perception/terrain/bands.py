@@ -52,8 +52,8 @@ MAX_LEVEL = 4  # deepest pyramid level used for the near bands
 class BandConfig:
     """Where the bands are; each parameter has a description and a range, checked on creation."""
 
-    near_m: float = param(2.0, "forward ground distance where the nearest band starts (or the image bottom), m",
-                          0.2, 50.0)
+    near_m: float = param(0.5, "forward ground distance where the nearest band starts, or the image bottom when "
+                          "that is farther, m", 0.2, 50.0)
     ratio: float = param(2.0, "distance ratio between consecutive band boundaries (geometric spacing)", 1.1, 10.0)
     max_bands: int = param(8, "most bands cut from one frame", 1, 32)
     max_scale: float = param(1.0, "largest resampling factor of a band (1 = full resolution, >1 upsamples)",

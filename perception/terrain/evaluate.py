@@ -210,17 +210,17 @@ def _map_accuracy(maps: dict[str, TerrainMap], truth_map: dict, robot_xy, radius
     return out, grids
 
 
-def evaluate_drive(seed: int, cfg: TerrainEvalConfig, engine, *, progress=None, keep_maps: bool = False
-                   ) -> tuple[DriveResult, dict[str, Scores]]:
+def evaluate_drive(seed: int, cfg: TerrainEvalConfig, engine, *, progress=None, keep_maps: bool = False,
+                   defaults=None) -> tuple[DriveResult, dict[str, Scores]]:
     world = SimWorld(SimConfig(seed=seed, frames=cfg.frames, width=cfg.size[0], height=cfg.size[1],
                                tree_density=cfg.tree_density))
     labeller = NearRangeLabeller(keep_points=True)
     far_labels = replace(labeller.labels_config, max_range_m=cfg.far_m)
     stereo_range = labeller.labels_config.max_range_m
     lr_config = LongRangeConfig()
-    long_range = LongRange(lr_config, engine=engine)
+    long_range = LongRange(lr_config, engine=engine, default_weights=defaults)
     online = long_range.classifier
-    offline = load_default_classifier(None, None, engine.path)
+    offline = load_default_classifier(defaults, None, engine.path)
     maps = {"online": TerrainMap(MapConfig()), "baseline": TerrainMap(MapConfig()),
             "stereo100": TerrainMap(MapConfig())}
     scores = {f"{region}_{method}": Scores() for region in ("near", "far")
