@@ -69,9 +69,12 @@ def run(args: argparse.Namespace) -> int:
           file=sys.stderr)
     source = open_source(f"sim:seed={args.seed},frames={args.frames},size={args.size}")
     check = TruthCheck()
+    errors: list[float] = []
     with viewer_from_args(args, "demo") as viewer:
         def on_result(result) -> None:
             check(result)
+            if result.terrain is not None and result.terrain.ok:
+                errors.append(result.terrain.err_vs_stereo)
             if viewer is not None:
                 viewer.publish(result)
 
@@ -80,8 +83,18 @@ def run(args: argparse.Namespace) -> int:
         print(summary.text(), file=sys.stderr)
         print(f"stereo vs ground truth within {truth['near_range_m']:.0f} m: {truth['density_pct']:.1f} % of pixels "
               f"measured, {truth['within_2px_pct']:.1f} % of them within 2 px", file=sys.stderr)
+        import numpy as np
+
+        third = max(1, len(errors) // 3)
+        learning = {"err_vs_stereo_first_third": round(float(np.nanmean(errors[:third])), 4) if errors else None,
+                    "err_vs_stereo_last_third": round(float(np.nanmean(errors[-third:])), 4) if errors else None}
+        if errors:
+            print(f"long-range classifier vs the stereo labels (before each update): "
+                  f"{100 * learning['err_vs_stereo_first_third']:.1f} % wrong in the first third of the drive, "
+                  f"{100 * learning['err_vs_stereo_last_third']:.1f} % in the last (perception eval terrain measures "
+                  "it against the ground truth)", file=sys.stderr)
         if args.json:
-            print_json({**summary.to_dict(), "stereo_vs_truth": truth})
+            print_json({**summary.to_dict(), "stereo_vs_truth": truth, "terrain_learning": learning})
         if args.viewer_hold:
             hold(viewer, "demo")
     return 0 if summary.used else 1
