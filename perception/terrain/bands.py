@@ -208,44 +208,33 @@ def plan_bands(normal, d: float, camera, config: BandConfig | None = None) -> Ba
     if not math.isfinite(near):
         raise InputError("no ground visible below the horizon", subject="plan_bands")
     bands = []
-    x_near = near
+    v_near = float(row_of_distance(near, n_lev, d, fy, cy))
+    v_stop = v_horizon - config.above_horizon_rows / config.max_scale  # the top of the last band
     for k in range(config.max_bands):
-        v_near = float(row_of_distance(x_near, n_lev, d, fy, cy))
-        last = k == config.max_bands - 1
-        x_far = x_near * config.ratio
-        v_far = float(row_of_distance(x_far, n_lev, d, fy, cy))
-        scale = USEFUL_ROWS / max(v_near - v_far, 1e-6)
-        if scale > config.max_scale or last:
-            scale = min(scale, config.max_scale)
-            v_far = v_near - USEFUL_ROWS / scale
-            if v_far <= v_horizon or last:
-                # last band: to the horizon and `above_horizon_rows` (at this scale) above it
-                v_far = min(v_far, v_horizon - config.above_horizon_rows / scale)
-                scale = USEFUL_ROWS / max(v_near - v_far, 1e-6)
-                if scale > config.max_scale:
-                    scale = config.max_scale
-                x_far = math.inf
-                last = True
-            else:
-                x_far = float(distance_of_row(v_far, n_lev, d, fy, cy))
+        x_near = float(distance_of_row(v_near, n_lev, d, fy, cy)) if k else near
+        x_near = x_near if math.isfinite(x_near) else math.inf
+        scale = config.max_scale
+        if math.isfinite(x_near):
+            v_geo = float(row_of_distance(x_near * config.ratio, n_lev, d, fy, cy))
+            scale = min(config.max_scale, USEFUL_ROWS / max(v_near - v_geo, 1e-6))
+        if k == config.max_bands - 1:  # out of bands: this one stretches to the top
+            scale = min(scale, USEFUL_ROWS / max(v_near - v_stop, 1e-6))
         # a band a little too wide for its chunks is narrowed (a slightly smaller scale covers a slightly longer
         # range) rather than paying a whole extra chunk of network time for a few columns
         chunks = _chunks_for(_band_width(u1 - u0, scale))
         if chunks > 1 and _band_width(u1 - u0, scale * (1 - config.max_shrink)) <= _chunk_span(chunks - 1):
             scale = (_chunk_span(chunks - 1) - 1 - STRIDE) / (u1 - u0)
-            v_far = v_near - USEFUL_ROWS / scale
-            if math.isfinite(x_far):
-                x_far = float(distance_of_row(v_far, n_lev, d, fy, cy))
-                if not math.isfinite(x_far):
-                    x_far, last = math.inf, True
+        v_far = v_near - USEFUL_ROWS / scale
+        last = v_far <= v_stop + 1e-6 or k == config.max_bands - 1
+        x_far = float(distance_of_row(v_far, n_lev, d, fy, cy))
+        x_far = x_far if math.isfinite(x_far) and not last else math.inf
         level = int(min(MAX_LEVEL, max(0, math.floor(math.log2(1.0 / scale))))) if scale < 1 else 0
         width = _band_width(u1 - u0, scale)
-        chunks = _chunks_for(width)
         aff = _affine(scale, u0, v_far, roll, cam)
-        bands.append(Band(k, x_near, x_far, scale, level, v_far, u0, aff, width, chunks))
+        bands.append(Band(k, x_near, x_far, scale, level, v_far, u0, aff, width, _chunks_for(width)))
         if last or x_far > config.max_distance_m:
             break
-        x_near = x_far
+        v_near = v_far
     return BandPlan(tuple(bands), roll, normal, float(d), cam)
 
 
