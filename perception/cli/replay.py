@@ -5,7 +5,7 @@ import argparse
 import sys
 
 from perception.cli.common import print_json
-from perception.errors import InputError, NotBuiltError
+from perception.errors import InputError
 from perception.viewer.cli import add_viewer_arguments, viewer_from_args
 
 
@@ -29,7 +29,8 @@ def register(sub) -> None:
     p.add_argument("--left-calibration", help="camera_info YAML for the left camera (when the bag has none)")
     p.add_argument("--right-calibration", help="camera_info YAML for the right camera (when the bag has none)")
     add_viewer_arguments(p)
-    p.add_argument("--params", help="parameter YAML (/**: ros__parameters:) [not built yet: issue 6]")
+    p.add_argument("--params", help="parameter YAML (/**: ros__parameters:), the nodes' file, e.g. "
+                   "launch/perception.yaml; pipeline parameters are applied, the nodes' own are ignored")
     p.add_argument("--json", action="store_true", help="the last stdout line is the summary as one JSON object")
     p.set_defaults(func=run)
 
@@ -37,15 +38,25 @@ def register(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.rate < 0:
         raise InputError("must be >= 0", subject="--rate")
-    if args.params:
-        raise NotBuiltError("not implemented yet in this release", subject="replay --params", hint="tracked in issue 6")
+    from perception.pipeline.core import Pipeline
     from perception.pipeline.offline import run_offline
+
+    pipeline = None
+    if args.params:
+        from perception.pipeline.params_file import load_pipeline_config
+
+        config, ignored = load_pipeline_config(args.params)
+        if ignored:
+            print(f"perception replay: {args.params}: not pipeline parameters, ignored: {', '.join(ignored)}",
+                  file=sys.stderr)
+        pipeline = Pipeline(config)
     from perception.sources.bag import BagSource
 
     source = BagSource(args.bag, left_topic=args.left_topic, right_topic=args.right_topic,
                        left_calibration=args.left_calibration, right_calibration=args.right_calibration)
     with viewer_from_args(args, "replay") as viewer:
-        summary = run_offline(source, args.out, overwrite=args.overwrite, copy_inputs=args.copy_inputs,
+        summary = run_offline(source, args.out, pipeline=pipeline, overwrite=args.overwrite,
+                              copy_inputs=args.copy_inputs,
                               rate=args.rate, on_result=viewer.publish if viewer is not None else None,
                               overlay=args.overlay)
     print(summary.text(), file=sys.stderr)
