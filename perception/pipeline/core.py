@@ -23,7 +23,10 @@ from perception.errors import InputError, PerceptionError
 from perception.frame import Frame, Header
 from perception.sources.base import SourceStats
 from perception.mapping import MapConfig
+from perception.pipeline.scene_stage import SceneStageConfig, scene_observations
 from perception.pipeline.terrain_stage import MapOutputConfig, TerrainStage
+from perception.scene.costs import SceneCostTable
+from perception.scene.parser import SceneParser
 from perception.stereo.disparity import DisparityConfig, DisparityResult, compute_disparity
 from perception.stereo.ground import GroundConfig
 from perception.stereo.near_range import NearRangeResult
@@ -33,8 +36,9 @@ from perception.terrain.bands import BandConfig
 from perception.terrain.classifier import ClassifierConfig
 from perception.terrain.long_range import LongRangeConfig
 
-STAGES = ("rectify", "disparity", "points", "ground", "labels", "bands", "features", "update", "paint", "map")
-NOT_BUILT = {"scene": 7, "detect": 8}
+STAGES = ("rectify", "disparity", "scene", "points", "ground", "labels", "bands", "features", "update", "paint",
+          "map")
+NOT_BUILT = {"detect": 8}
 
 
 @dataclass
@@ -49,6 +53,8 @@ class PipelineConfig:
     classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
     map: MapConfig = field(default_factory=MapConfig)
     costmap: MapOutputConfig = field(default_factory=MapOutputConfig)
+    scene: SceneStageConfig = field(default_factory=SceneStageConfig)
+    scene_costs: SceneCostTable = field(default_factory=SceneCostTable)
 
 
 @dataclass
@@ -66,7 +72,7 @@ class FrameResult:
     terrain_map: Any = None  # perception.mapping.MapGrid (OccupancyGrid data, origin in odom)
     fused_map: Any = None  # perception.mapping.MapGrid: `map/costmap` for the planner
     map_frame_id: str = "odom"  # the maps' frame (the pose's parent); the images keep the camera's frame_id
-    scene: Any = None  # issue 7
+    scene: Any = None  # perception.scene.parser.SceneResult (`scene/class_mask`, `scene/color_mask`)
     detections: Any = None  # issue 8
     timings_ms: dict[str, float] = field(default_factory=dict)
     error: str = ""
@@ -108,7 +114,7 @@ class Pipeline:
     classifier's offline defaults (None: the shipped ones)."""
 
     def __init__(self, config: PipelineConfig | None = None, *, terrain: bool = True, long_range: bool = True,
-                 model=None, default_weights=None) -> None:
+                 model=None, default_weights=None, scene_model=None) -> None:
         self.config = c = config or PipelineConfig()
         self.stats = SourceStats()
         self.times = StageTimes()
@@ -116,10 +122,14 @@ class Pipeline:
         self.terrain = TerrainStage(c.ground, c.labels, c.bands, c.terrain, c.classifier, c.map, c.costmap,
                                     long_range=long_range, model=model,
                                     default_weights=default_weights) if terrain else None
+        self.scene = SceneParser(scene_model, backend=c.scene.backend,
+                                 threads=c.scene.threads or None) if c.scene.enabled else None
 
     def close(self) -> None:
         if self.terrain is not None:
             self.terrain.close()
+        if self.scene is not None:
+            self.scene.close()
 
     @contextmanager
     def _timed(self, result: FrameResult, stage: str):
@@ -146,6 +156,9 @@ class Pipeline:
             with self._timed(result, "rectify"):
                 result.frame = rectifier.rectify_frame(frame)
             result.baseline_m = rectifier.baseline
+            if self.scene is not None:
+                with self._timed(result, "scene"):
+                    result.scene = self.scene.parse(result.frame.left, result.header)
             with self._timed(result, "disparity"):
                 result.disparity = compute_disparity(result.frame.left, result.frame.right, self.config.disparity)
             if self.terrain is not None:
@@ -176,7 +189,10 @@ class Pipeline:
                 self.times.add(name, ms)
             result.terrain = far
         with self._timed(result, "map"):
-            grid = stage.update_map(frame.pose, result.header.stamp_ns, frame.left_info, ground, labels, far)
-        result.terrain_map = grid
-        result.fused_map = grid  # scene (issue 7) and detections (issue 8) join it when they exist
+            extra = []
+            if result.scene is not None and self.config.scene.to_map:
+                extra.append(scene_observations(result.scene, ground, frame.left_info, self.config.scene_costs,
+                                                self.config.scene))
+            result.terrain_map, result.fused_map = stage.update_map(
+                frame.pose, result.header.stamp_ns, frame.left_info, ground, labels, far, extra)
         result.map_frame_id = frame.pose.frame if frame.pose is not None else "odom"

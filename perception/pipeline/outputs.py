@@ -45,6 +45,10 @@ def write_result(writer: BagWriter, result: FrameResult, *, namespace: str = T.O
     far = result.terrain
     if far is not None and far.ok:
         writer.write_image(T.absolute(T.TERRAIN_CLASSES, namespace), header, far.classes)
+    scene = result.scene
+    if scene is not None:
+        writer.write_image(T.absolute(T.SCENE_CLASS_MASK, namespace), header, scene.class_mask)
+        writer.write_image(T.absolute(T.SCENE_COLOR_MASK, namespace), header, scene.color_mask)
     map_header = Header(header.stamp_ns, result.map_frame_id)
     for topic, grid in ((T.TERRAIN_COSTMAP, result.terrain_map), (T.MAP_COSTMAP, result.fused_map)):
         if grid is not None:

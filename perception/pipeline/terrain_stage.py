@@ -70,7 +70,8 @@ class TerrainStage:
         self.output = output
         self.long_range = LongRange(terrain, bands, classifier, model=model,
                                     default_weights=default_weights) if long_range else None
-        self.map = TerrainMap(map_config)
+        self.map = TerrainMap(map_config)  # terrain/costmap: stereo + long range
+        self.fused = TerrainMap(map_config)  # map/costmap: the same, plus scene and detections
 
     def close(self) -> None:
         if self.long_range is not None:
@@ -81,20 +82,30 @@ class TerrainStage:
         labels = label_near_range(points, ground, self.labels_config, confidence, camera)
         return ground, labels
 
-    def update_map(self, pose: Pose | None, stamp_ns: int, camera, ground, labels, far) -> MapGrid:
-        """Add this frame's near and far observations; returns the cost grid around the robot."""
+    def update_map(self, pose: Pose | None, stamp_ns: int, camera, ground, labels, far,
+                   extra=()) -> tuple[MapGrid, MapGrid]:
+        """Add this frame's near and far observations to both maps and `extra` ((xy, probs, weights) from the
+        camera foot: scene, detections) to the fused one; returns (terrain grid, fused grid) around the robot."""
         pose = pose if pose is not None else Pose(np.zeros(3), np.array([0.0, 0.0, 0.0, 1.0]))
-        self.map.set_pose(pose)
+        maps = (self.map, self.fused)
+        for m in maps:
+            m.set_pose(pose)
         out = self.output
         offset = np.array([out.camera_x_m, out.camera_y_m])
+        batches = []
         xy, probs, conf = near_observations(labels, ground, camera)
         if len(xy):
-            self.map.add_observations(xy + offset, probs, pose, conf * out.stereo_weight, 1.0, frame="base_link",
-                                      stamp_ns=stamp_ns)
+            batches.append((xy, probs, conf * out.stereo_weight, 1.0, maps))
         if far is not None and far.ok and out.long_range:
             use = np.isfinite(far.ground_xy).all(1) & ~far.near_mask & np.isfinite(far.probabilities).all(1)
             if use.any():
-                self.map.add_observations(far.ground_xy[use] + offset, far.probabilities[use], pose, None,
-                                          far.confidence, frame="base_link", stamp_ns=stamp_ns)
+                batches.append((far.ground_xy[use], far.probabilities[use], None, far.confidence, maps))
+        for xy, probs, weights in extra:
+            if len(xy):
+                batches.append((xy, probs, weights, 1.0, (self.fused,)))
+        for xy, probs, weights, confidence, targets in batches:
+            for m in targets:
+                m.add_observations(xy + offset, probs, pose, weights, confidence, frame="base_link",
+                                   stamp_ns=stamp_ns)
         x, y, _ = self.map.robot_xy_yaw
-        return self.map.cost_grid(out.resolution_m, out.size_m, center_xy=(x, y))
+        return tuple(m.cost_grid(out.resolution_m, out.size_m, center_xy=(x, y)) for m in maps)

@@ -9,7 +9,8 @@ from rosbags.highlevel import AnyReader
 
 from perception.cli import main
 from perception.topics import (
-    DISPARITY, LEFT_IMAGE, MAP_COSTMAP, OVERLAY, TERRAIN_CLASSES, TERRAIN_COSTMAP, TERRAIN_LABELS, absolute,
+    DISPARITY, LEFT_IMAGE, MAP_COSTMAP, OVERLAY, SCENE_CLASS_MASK, SCENE_COLOR_MASK, TERRAIN_CLASSES,
+    TERRAIN_COSTMAP, TERRAIN_LABELS, absolute,
 )
 
 
@@ -54,7 +55,7 @@ def test_replay_writes_terrain_outputs_for_every_euroc_pair(data_dir, tmp_path, 
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert {"ground", "labels", "map"} <= set(summary["stages"])
     inputs = read_headers(bag_in, "/stereo/left/image_raw")
-    for topic in (TERRAIN_LABELS, TERRAIN_CLASSES, OVERLAY):
+    for topic in (TERRAIN_LABELS, TERRAIN_CLASSES, OVERLAY, SCENE_CLASS_MASK, SCENE_COLOR_MASK):
         assert read_headers(out, absolute(topic)) == inputs, topic
     stamps = [s for s, _ in inputs]
     for topic in (TERRAIN_COSTMAP, MAP_COSTMAP):
