@@ -14,7 +14,8 @@ Layers (names used by the viewer page, `compose` and docs/viewer.md):
 
 - ``labels``     near-range stereo labels (`near.labels.image`, codes 0..5; 0 unknown is transparent)
 - ``terrain``    long-range terrain classes (`terrain.classes`, same codes and colours as the stereo labels)
-- ``scene``      per-pixel scene classes (`scene.class_mask` + `scene.colors` N x 3 BGR; class 0 drawn too)
+- ``scene``      per-pixel scene classes (`scene.class_mask` + `scene.colors` N x 3 RGB, as in the model metadata;
+                 class 0 drawn too)
 - ``detections`` boxes with class, score and stereo range; red and thick when the object has a warning
 - ``disparity``  stereo disparity in the turbo colour map (NaN / invalid transparent); off by default
 
@@ -160,8 +161,8 @@ def terrain_layer(result) -> Layer | None:
 
 
 def scene_layer(result) -> Layer | None:
-    """The scene classes (`result.scene.class_mask`, coloured by `result.scene.colors` N x 3 BGR, or by the scene's
-    `color_mask` when it has one and no colour table)."""
+    """The scene classes (`result.scene.class_mask`, coloured by `result.scene.colors` N x 3 RGB, the model
+    metadata's order, or by the scene's `color_mask` (BGR) when it has no colour table)."""
     scene = getattr(result, "scene", None)
     if scene is None:
         return None
@@ -169,7 +170,7 @@ def scene_layer(result) -> Layer | None:
     mask = getattr(scene, "class_mask", None)
     colours = getattr(scene, "colors", None)
     if mask is not None and colours is not None:
-        return code_layer(mask, np.asarray(colours), shape, transparent=None)
+        return code_layer(mask, np.asarray(colours)[:, ::-1], shape, transparent=None)
     colour_mask = getattr(scene, "color_mask", None)
     if colour_mask is not None:
         colour_mask = np.asarray(colour_mask, np.uint8)

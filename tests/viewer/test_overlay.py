@@ -109,10 +109,10 @@ def test_scene_layer_colours_every_pixel_by_class():
     r = bare_result()
     mask = np.zeros((120, 160), np.uint8)
     mask[:, 80:] = 1
-    colors = np.array([[10, 20, 30], [200, 100, 0]], np.uint8)
+    colors = np.array([[10, 20, 30], [200, 100, 0]], np.uint8)  # RGB, as scene models' metadata gives them
     r.scene = Scene(mask, colors)
     out = O.compose(r, layers=("scene",), opacity=1.0)
-    assert np.all(out[:, :80] == (10, 20, 30)) and np.all(out[:, 80:] == (200, 100, 0))
+    assert np.all(out[:, :80] == (30, 20, 10)) and np.all(out[:, 80:] == (0, 100, 200))
     # a scene mask at another resolution is brought to the input resolution (nearest neighbour)
     r.scene = Scene(mask[::2, ::2].copy(), colors)
     assert O.scene_layer(r).bgr.shape == (120, 160, 3)
