@@ -13,11 +13,13 @@ window becomes one 100-d feature vector. Output (r, c) sees input rows r..r+11 a
 between feature vectors is 1 row and 4 columns. With the paper's band width W = 484 (the default, static) the
 output is 100@25x115 (conv1 -> 20@30x479, pool -> 20@30x119; the last 3 conv1 columns fall off the 1x4 pool).
 
-Weights: until `perception train features` (offline unsupervised encoder/decoder training, a later issue) the
-shipped model uses a DETERMINISTIC, UNTRAINED initialisation: seeded random orthonormal filters (QR of a Gaussian
-matrix, numpy PCG64 seed 0), zero biases. Its metadata says so in `trained_on`.
+Weights: `perception train features` (perception.terrain.feature_training: offline, label-free, layer-wise
+encoder/decoder training) writes the trained model, with `trained_on` saying what it saw and `decoder["training"]`
+its numbers. Without weights this module builds the DETERMINISTIC, UNTRAINED initialisation (seeded random
+orthonormal filters: QR of a Gaussian matrix, numpy PCG64 seed 0; zero biases), which is also where training
+starts, and its metadata says NOT TRAINED.
 
-Write the shipped model:  python -m perception.terrain.feature_net --out engines/terrain_features.onnx
+Write the untrained model:  python -m perception.terrain.feature_net --out untrained.onnx
 """
 from __future__ import annotations
 
@@ -74,7 +76,22 @@ def default_weights(seed: int = SEED) -> dict[str, np.ndarray]:
     }
 
 
-def feature_net_metadata(width: int = WIDTH, height: int = HEIGHT, *, trained_on: str = UNTRAINED) -> ModelMetadata:
+def feature_net_metadata(width: int = WIDTH, height: int = HEIGHT, *, trained_on: str = UNTRAINED,
+                         training: dict | None = None) -> ModelMetadata:
+    decoder = {
+        "precision": "fp32",
+        "feature_dim": CONV2[0],
+        "receptive_field": list(RECEPTIVE_FIELD),
+        "stride": list(STRIDE),
+        "preprocess": {
+            "steps": "band from the frame; BGR->YUV; x*scale; Y <- LCN(Y); (x-mean)/std",
+            "lcn": {"channel": "Y", "kernel": preprocess.LCN_KERNEL, "sigma": preprocess.LCN_SIGMA,
+                    "eps": preprocess.LCN_EPS, "where": "before the network (perception.terrain.preprocess)"},
+        },
+        "architecture": "conv 20@7x6 tanh, maxpool 1x4, conv 100@6x5 tanh (Hadsell et al. JFR 2009)",
+    }
+    if training is not None:
+        decoder["training"] = training
     return ModelMetadata(
         task="terrain_features",
         name="terrain_features",
@@ -85,35 +102,34 @@ def feature_net_metadata(width: int = WIDTH, height: int = HEIGHT, *, trained_on
             )
         ],
         outputs=[TensorInfo(OUTPUT, output_shape(width, height), "float32", layout="NCHW", decoding="features")],
-        decoder={
-            "precision": "fp32",
-            "feature_dim": CONV2[0],
-            "receptive_field": list(RECEPTIVE_FIELD),
-            "stride": list(STRIDE),
-            "preprocess": {
-                "steps": "band from the frame; BGR->YUV; x*scale; Y <- LCN(Y); (x-mean)/std",
-                "lcn": {"channel": "Y", "kernel": preprocess.LCN_KERNEL, "sigma": preprocess.LCN_SIGMA,
-                        "eps": preprocess.LCN_EPS, "where": "before the network (perception.terrain.preprocess)"},
-            },
-            "architecture": "conv 20@7x6 tanh, maxpool 1x4, conv 100@6x5 tanh (Hadsell et al. JFR 2009)",
-        },
-        version="0",
+        decoder=decoder,
+        version="0" if training is None else "1",
         trained_on=trained_on,
         license="Apache-2.0",
     )
 
 
-def build_feature_net(weights: dict[str, np.ndarray] | None = None, width: int = WIDTH, *, height: int = HEIGHT) -> onnx.ModelProto:
+def build_feature_net(weights: dict[str, np.ndarray] | None = None, width: int = WIDTH, *, height: int = HEIGHT,
+                      trained_on: str | None = None, training: dict | None = None) -> onnx.ModelProto:
     """The feature extractor as an opset-17 static-shape ONNX model, metadata embedded.
 
     `weights` maps conv1.weight (20,3,7,6), conv1.bias (20), conv2.weight (100,20,6,5), conv2.bias (100); None gives
-    the untrained deterministic initialisation (and says so in the metadata).
+    the untrained deterministic initialisation (and says so in the metadata). `trained_on` says what trained
+    weights saw (the metadata's `trained_on`), `training` its numbers (metadata `decoder["training"]`, JSON-able).
     """
-    trained_on = UNTRAINED if weights is None else "custom weights passed to build_feature_net"
+    if weights is None and (trained_on or training):
+        raise ValueError("trained_on / training describe trained weights; none were given")
+    if trained_on is None:
+        trained_on = UNTRAINED if weights is None else "custom weights passed to build_feature_net"
     w = default_weights() if weights is None else weights
     for key, shape in (("conv1.weight", CONV1), ("conv1.bias", CONV1[:1]), ("conv2.weight", CONV2), ("conv2.bias", CONV2[:1])):
+        if key not in w:
+            raise ValueError(f"weights lack {key}")
         if tuple(np.shape(w[key])) != tuple(shape):
             raise ValueError(f"{key} has shape {np.shape(w[key])}, expected {shape}")
+        if not np.all(np.isfinite(w[key])):
+            raise ValueError(f"{key} has NaN or infinite values")
+    w = {k: np.asarray(v, np.float32) for k, v in w.items()}
     g = GraphBuilder("terrain_features")
     x = g.input(INPUT, [1, 3, height, width])
     x = g.tanh(g.conv(x, w["conv1.weight"], w["conv1.bias"], name="conv1"), name="tanh1")
@@ -121,17 +137,18 @@ def build_feature_net(weights: dict[str, np.ndarray] | None = None, width: int =
     x = g.tanh(g.conv(x, w["conv2.weight"], w["conv2.bias"], name="conv2"), name="tanh2")
     g.output(x, OUTPUT)
     model = g.build(doc="LAGR terrain feature extractor: 3@12x25 YUV window -> 100-d feature (perception.terrain.feature_net)")
-    meta = feature_net_metadata(width, height, trained_on=trained_on)
+    meta = feature_net_metadata(width, height, trained_on=trained_on, training=training)
     model.metadata_props.add(key=METADATA_KEY, value=meta.to_json())
     return model
 
 
-def write_feature_net(path: str | Path, weights: dict[str, np.ndarray] | None = None, width: int = WIDTH) -> Path:
+def write_feature_net(path: str | Path, weights: dict[str, np.ndarray] | None = None, width: int = WIDTH, *,
+                      trained_on: str | None = None, training: dict | None = None) -> Path:
     """Build, check for TensorRT and save (with metadata) the feature net."""
     from perception.engines.export import check_tensorrt_compatible
     from perception.engines.model_file import embedded_metadata, save_model
 
-    model = build_feature_net(weights, width)
+    model = build_feature_net(weights, width, trained_on=trained_on, training=training)
     check_tensorrt_compatible(model, project=True)
     meta = embedded_metadata(model, subject=str(path))
     return save_model(model, meta, path)
