@@ -33,3 +33,11 @@ def test_replay_with_a_bad_params_file_exits_2_and_names_it(tmp_path, capsys):
     f.write_text("just: text\n")
     assert main(["replay", str(tmp_path / "in"), "--out", str(tmp_path / "o"), "--params", str(f)]) == 2
     assert "ros__parameters" in capsys.readouterr().err
+
+
+def test_the_shipped_parameter_file_is_the_pipeline_defaults():
+    from perception.pipeline.core import PipelineConfig
+    from tests.conftest import REPO
+
+    cfg, _ = load_pipeline_config(REPO / "launch" / "perception.yaml")
+    assert cfg == PipelineConfig()
