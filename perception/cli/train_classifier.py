@@ -82,6 +82,11 @@ def run(args: argparse.Namespace) -> int:
             weights, bias, losses = fit_defaults(x, t, w, epochs=args.epochs,
                                                  progress=lambda e, loss: (bar.update(1), bar.set_postfix(loss=loss)))
         trained_on = f"{source}; {args.epochs} epochs, final KL {losses[-1]:.4f}"
+    # both fits balance the classes; the logits get the log prior back so the probabilities are calibrated to the
+    # class frequencies stereo sees (logit adjustment), else every far window leans to the rare obstacle classes
+    prior = np.bincount(np.argmax(t, 1), weights=w, minlength=len(CLASS_NAMES)) + 1.0
+    bias = (bias + np.log(prior / prior.sum())).astype(np.float32)
+    trained_on += f"; biases prior-adjusted to the class shares {np.round(prior / prior.sum(), 4).tolist()}"
     save_defaults(out, ClassifierDefaults(weights, bias, model_digest(model), trained_on))
     print(f"wrote {out}", file=sys.stderr)
     result = {"out": str(out), "feature_net": str(model), "samples": int(len(t)), "frames": frames_used,
