@@ -29,6 +29,8 @@ def register(verbs) -> None:
     parser.add_argument("--model", help="feature net ONNX (default: the shipped engines/terrain_features.onnx)")
     parser.add_argument("--defaults", help="classifier default weights .npz (default: the shipped ones, when they "
                         "belong to the feature net)")
+    parser.add_argument("--params", help="parameter YAML (/**: ros__parameters:) for the stages (labels, bands, "
+                        "terrain, classifier, map), as the nodes and replay read it")
     parser.add_argument("--backend", default="auto", choices=("auto", "onnxruntime", "tensorrt"))
     parser.add_argument("--real", metavar="BAG", nargs="?", const="auto",
                         help="also run the whole pipeline on a real stereo bag (default with no value: "
@@ -43,13 +45,16 @@ def run(args: argparse.Namespace) -> int:
     from perception.engines.factory import open_engine
     from perception.errors import InputError
     from perception.sim.config import parse_size
-    from perception.stereo.windows import LabelConfig
     from perception.terrain.evaluate import TerrainEvalConfig, evaluate_drive, summarize
 
     if args.frames < 12:
         raise InputError(f"{args.frames} frames", subject="--frames", hint="at least 12: 10 before the change")
     size = parse_size(args.size)
     cfg = TerrainEvalConfig(seeds=tuple(args.seeds), frames=args.frames, size=size)
+    if args.params:
+        from perception.pipeline.params_file import load_pipeline_config
+
+        cfg.pipeline = load_pipeline_config(args.params)[0]
     model = Path(args.model) if args.model else shipped_models_dir() / "terrain_features.onnx"
     engine = open_engine(model, backend=args.backend, task="terrain_features")
     drives, scores = [], []
@@ -62,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
                                     defaults=args.defaults)
             drives.append(dr)
             scores.append(sc)
-    result = summarize(drives, scores, cfg, LabelConfig().max_range_m)
+    result = summarize(drives, scores, cfg, cfg.pipeline.labels.max_range_m)
     if args.real:
         import os
 

@@ -40,7 +40,8 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from perception.mapping import MapConfig, TerrainMap
+from perception.mapping import TerrainMap
+from perception.pipeline.core import PipelineConfig
 from perception.pipeline.terrain_stage import near_observations
 from perception.sim import SimConfig, SimWorld
 from perception.sim.config import TERRAIN_NONE
@@ -48,7 +49,7 @@ from perception.stereo.labels import label_near_range
 from perception.stereo.near_range import NearRangeLabeller
 from perception.stereo.windows import LabelConfig
 from perception.terrain.long_range import (
-    LongRange, LongRangeConfig, classify, load_default_classifier, paint,
+    LongRange, classify, load_default_classifier, paint,
 )
 
 LABEL_TRAVERSABILITY = np.array([np.nan, 1.0, 1.0, 0.5, 0.0, 0.0], np.float32)  # per stereo label code
@@ -66,6 +67,7 @@ class TerrainEvalConfig:
     pixel_step: int = 4
     cost_threshold: float = 0.5
     adapt_window: int = 10
+    pipeline: PipelineConfig = field(default_factory=PipelineConfig)  # labels, bands, terrain, classifier, map
 
 
 def auroc(scores: np.ndarray, labels: np.ndarray) -> float:
@@ -214,15 +216,15 @@ def evaluate_drive(seed: int, cfg: TerrainEvalConfig, engine, *, progress=None, 
                    defaults=None) -> tuple[DriveResult, dict[str, Scores]]:
     world = SimWorld(SimConfig(seed=seed, frames=cfg.frames, width=cfg.size[0], height=cfg.size[1],
                                tree_density=cfg.tree_density))
-    labeller = NearRangeLabeller(keep_points=True)
+    pc = cfg.pipeline
+    labeller = NearRangeLabeller(pc.disparity, pc.ground, pc.labels, keep_points=True)
     far_labels = replace(labeller.labels_config, max_range_m=cfg.far_m)
     stereo_range = labeller.labels_config.max_range_m
-    lr_config = LongRangeConfig()
-    long_range = LongRange(lr_config, engine=engine, default_weights=defaults)
+    lr_config = pc.terrain
+    long_range = LongRange(lr_config, pc.bands, pc.classifier, engine=engine, default_weights=defaults)
     online = long_range.classifier
-    offline = load_default_classifier(defaults, None, engine.path)
-    maps = {"online": TerrainMap(MapConfig()), "baseline": TerrainMap(MapConfig()),
-            "stereo100": TerrainMap(MapConfig())}
+    offline = load_default_classifier(defaults, pc.classifier, engine.path)
+    maps = {"online": TerrainMap(pc.map), "baseline": TerrainMap(pc.map), "stereo100": TerrainMap(pc.map)}
     scores = {f"{region}_{method}": Scores() for region in ("near", "far")
               for method in ("online", "baseline", "stereo100")}
     scores["far_offline"] = Scores()

@@ -40,7 +40,7 @@ def test_classes_are_the_shared_five_in_order():
 
 def test_learns_a_separable_problem_from_soft_targets_and_the_loss_falls():
     stream = Stream(1)
-    clf = OnlineClassifier()
+    clf = OnlineClassifier(ClassifierConfig(weight_decay=0.002))  # zero defaults: decay slowly
     losses = [clf.update(*stream.frame(500, NATURAL)[:2]).loss for _ in range(15)]
     assert accuracy(clf, stream) > 0.97
     # the loss is measured before each update (prequential), so it falls only if learning generalises
@@ -94,7 +94,7 @@ def test_one_step_follows_the_kl_gradient():
 
 def test_class_balanced_buffers_keep_the_ratio_under_a_skewed_stream():
     stream = Stream(4)
-    clf = OnlineClassifier(ClassifierConfig(buffer_capacity=200))
+    clf = OnlineClassifier(ClassifierConfig(buffer_capacity=200, weight_decay=0.002))
     skewed = [0.02, 0.9, 0.02, 0.04, 0.02]
     for _ in range(40):
         clf.update(*stream.frame(500, skewed)[:2])
@@ -108,7 +108,7 @@ def test_buffers_let_rare_classes_be_learned():
     recall = {}
     for capacity in (1000, 0):
         stream = Stream(2)
-        clf = OnlineClassifier(ClassifierConfig(buffer_capacity=capacity))
+        clf = OnlineClassifier(ClassifierConfig(buffer_capacity=capacity, weight_decay=0.002))
         for _ in range(30):
             clf.update(*stream.frame(500, [0.005, 0.97, 0.005, 0.015, 0.005])[:2])
         x, _, y = stream.frame(2000)
@@ -141,7 +141,7 @@ def test_adapts_after_a_distribution_shift():
     """Obstacle features move (new terrain): the error against stereo jumps, then falls back within a few
     frames; the learning confidence dips and recovers. `frames_to_adapt` in the near-to-far eval counts this."""
     stream = Stream(3)
-    clf = OnlineClassifier()
+    clf = OnlineClassifier(ClassifierConfig(weight_decay=0.002))  # zero defaults: decay slowly
     for _ in range(30):
         st = clf.update(*stream.frame(1000, NATURAL)[:2])
     assert st.error_vs_targets < 0.01 and st.confidence > 0.98
@@ -265,7 +265,7 @@ def test_shapes_and_config_are_checked():
 
 def test_small_feature_vectors_and_several_steps():
     rng = np.random.default_rng(0)
-    cfg = ClassifierConfig(n_features=3, steps_per_frame=5, buffer_capacity=20)
+    cfg = ClassifierConfig(n_features=3, steps_per_frame=5, buffer_capacity=20, weight_decay=0.002)
     clf = OnlineClassifier(cfg)
     centres = np.eye(NUM_CLASSES, 3) * 3 + np.array([[0, 0, 0], [0, 0, 0], [0, 0, 3], [3, 3, 0], [-3, 0, -3]])
     for _ in range(30):
