@@ -100,9 +100,15 @@ def run(args: argparse.Namespace) -> int:
 
 
 def read_trained_on(model) -> str:
+    """What the starting net was trained on, for the fine-tuned net's `trained_on`."""
     from perception.engines.model_file import load_model
+    from perception.terrain.feature_net import UNTRAINED
 
-    return load_model(model).metadata.trained_on
+    text = load_model(model).metadata.trained_on
+    if text == UNTRAINED:
+        return "starting from the seeded random orthonormal initialisation (numpy PCG64 seed 0; no unsupervised " \
+               "pre-training: it measured no better, docs/terrain_features.md)"
+    return f"starting from a net trained on: {text}"
 
 
 def _features(model, strips):

@@ -133,18 +133,25 @@ def test_feature_net_window_is_12x25_with_stride_1x4():
     np.testing.assert_array_equal(changed, expected)
 
 
-def test_shipped_feature_net_is_the_builders_output_and_says_untrained():
+def test_shipped_feature_net_is_the_builders_graph_with_trained_weights_and_says_so():
+    from perception.terrain.defaults import load_defaults
+    from perception.terrain.feature_finetune import weights_of
+
     shipped = onnx.load(str(SHIPPED))
-    built = feature_net.build_feature_net()
+    meta = load_model(SHIPPED, task="terrain_features").metadata
+    built = feature_net.build_feature_net(weights_of(SHIPPED), trained_on=meta.trained_on,
+                                          training=meta.decoder["training"])
     assert {t.name: numpy_helper.to_array(t).tobytes() for t in shipped.graph.initializer} == {
         t.name: numpy_helper.to_array(t).tobytes() for t in built.graph.initializer
     }
-    meta = load_model(SHIPPED, task="terrain_features").metadata
+    assert [n.op_type for n in shipped.graph.node] == [n.op_type for n in built.graph.node]
     assert meta == embedded_metadata(built, subject="built")
     assert meta.inputs[0].shape == [1, 3, 36, 484] and meta.inputs[0].color == "yuv"
     assert meta.outputs[0].shape == [1, 100, 25, 115] and meta.outputs[0].decoding == "features"
-    assert "NOT TRAINED" in meta.trained_on
+    assert "NOT TRAINED" not in meta.trained_on and "fine-tuned" in meta.trained_on
     assert SHIPPED.stat().st_size < 400_000
+    # the classifier defaults shipped beside it were fitted on this very net
+    load_defaults(SHIPPED.parent / "terrain_classifier_defaults.npz", SHIPPED)
 
 
 def test_feature_net_runs_on_a_preprocessed_band():

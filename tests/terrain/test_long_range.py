@@ -6,6 +6,7 @@ from perception.errors import InputError, ModelError
 from perception.sim import SimConfig, SimWorld
 from perception.stereo.near_range import NearRangeLabeller
 from perception.terrain.defaults import ClassifierDefaults, load_defaults, model_digest, save_defaults
+from perception.terrain.classifier import ClassifierConfig
 from perception.terrain.long_range import LongRange, LongRangeConfig, classify
 
 
@@ -38,8 +39,7 @@ def test_classes_cover_the_ground_and_not_the_sky(long_range, frame_and_near):
 
 def test_repeated_frames_are_learned(frame_and_near):
     frame, near = frame_and_near
-    lr = LongRange(LongRangeConfig(threads=1), default_weights=None)
-    lr.classifier.reset()
+    lr = LongRange(LongRangeConfig(threads=1), classifier=ClassifierConfig(weight_decay=0.002))
     ff = lr.observe(frame.left, frame.left_info, near.ground)
 
     def kl(res):  # KL(stereo || predicted before the update), mean over the trained windows
