@@ -81,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
                                  hint="give the bag: --real PATH")
             bag = str(Path(data) / "euroc_stereo_bag")
         with tqdm(unit="frame", file=sys.stderr, desc="real bag") as bar:
-            result["real"] = run_real(bag, save_images=Path(args.save_images) if args.save_images else None,
+            result["real"] = run_real(bag, config=cfg.pipeline, save_images=Path(args.save_images) if args.save_images else None,
                                       progress=lambda n: bar.update(1))
     result["model"] = model.name
     result["backend"] = engine.backend

@@ -83,6 +83,10 @@ class ClassifierConfig:
         0.8, "moving-average factor of the learning confidence (0 = last frame only; 0.8 ~ last 5 frames)",
         0.0, 0.999)
     min_weight: float = param(0.0, "samples whose stereo confidence is at or below this are dropped", 0.0, 1.0)
+    adaptive_decay: bool = param(
+        True, "scale weight_decay by the squared learning confidence (this frame included): where the defaults "
+        "agree with stereo the weights stay near them, where they do not (unfamiliar terrain) online learning "
+        "takes over")
 
     def __post_init__(self) -> None:
         validate_config(self)
@@ -311,6 +315,10 @@ class OnlineClassifier:
                         stats.loss = float(kl @ pw) / float(pw.sum())
                         wrong = np.argmax(logp, axis=0) != np.argmax(pt, axis=0)
                         stats.error_vs_targets = float(pw[wrong].sum()) / float(pw.sum())
+                        if cfg.adaptive_decay:
+                            a = cfg.confidence_smoothing
+                            agree = (a * self._conf_num + 1.0 - stats.error_vs_targets) / (a * self._conf_den + 1.0)
+                            keep = np.float32(1.0 - cfg.weight_decay * agree * agree)
             if s == 0:
                 stats.batch_loss = batch_kl / w_sum
             before = (self.weights.copy(), self.bias.copy())

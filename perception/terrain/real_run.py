@@ -28,8 +28,8 @@ def _overlay(left: np.ndarray, codes: np.ndarray, title: str) -> np.ndarray:
     return mix
 
 
-def run_real(bag: str | Path, *, save_images: Path | None = None, progress=None) -> dict:
-    pipeline = Pipeline()
+def run_real(bag: str | Path, *, config=None, save_images: Path | None = None, progress=None) -> dict:
+    pipeline = Pipeline(config)
     frames = ground = 0
     label_cov, class_cov, errs = [], [], []
     shares = np.zeros(6)
