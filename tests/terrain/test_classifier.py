@@ -124,7 +124,7 @@ def test_weight_decay_pulls_toward_the_defaults_not_zero():
     bias = np.arange(NUM_CLASSES, dtype=np.float32) * 0.1
     far = {}
     for decay in (0.0, 0.05):
-        clf = OnlineClassifier(ClassifierConfig(weight_decay=decay), defaults, bias)
+        clf = OnlineClassifier(ClassifierConfig(weight_decay=decay, adaptive_decay=False), defaults, bias)
         for _ in range(20):
             clf.update(*stream.frame(300)[:2])
         far[decay] = float(np.abs(clf.weights - defaults).sum())
@@ -135,6 +135,19 @@ def test_weight_decay_pulls_toward_the_defaults_not_zero():
     assert float(np.abs(clf.weights - defaults).max()) < moved * 0.95 ** 200 * 1.01
     np.testing.assert_allclose(clf.weights, defaults, atol=1e-4)
     np.testing.assert_allclose(clf.bias, bias, atol=1e-4)
+
+
+def test_adaptive_decay_lets_go_of_defaults_that_disagree_with_stereo():
+    stream = Stream(6)
+    bad = np.random.default_rng(2).normal(0, 0.5, (NUM_CLASSES, F)).astype(np.float32)  # wrong about this terrain
+    moved = {}
+    for adaptive in (False, True):
+        clf = OnlineClassifier(ClassifierConfig(weight_decay=0.3, adaptive_decay=adaptive), bad)
+        for _ in range(15):
+            st = clf.update(*stream.frame(300, NATURAL)[:2])
+        moved[adaptive] = (float(np.abs(clf.weights - bad).sum()), st.error_vs_targets)
+    assert moved[True][0] > 1.5 * moved[False][0]  # learned more of the new terrain
+    assert moved[True][1] < moved[False][1]
 
 
 def test_adapts_after_a_distribution_shift():
