@@ -42,16 +42,21 @@ def save_classifier(clf: OnlineClassifier, path, *, include_buffers: bool = True
     return path
 
 
-def load_classifier(cls: type[OnlineClassifier], path) -> OnlineClassifier:
-    """Read a file written by `save_classifier` into a new `cls` (np.load with allow_pickle=False)."""
-    path = Path(path)
+def read_npz(path: Path) -> dict[str, np.ndarray]:
+    """All arrays of an .npz, never unpickling (np.load with allow_pickle=False); bad files raise ModelError."""
     try:
         with np.load(path, allow_pickle=False) as data:
-            arrays = {k: data[k] for k in data.files}
+            return {k: data[k] for k in data.files}
     except FileNotFoundError:
         raise ModelError("no such file", subject=str(path)) from None
     except Exception as err:  # noqa: BLE001 - zip/format errors come in many types
         raise ModelError(f"not a readable .npz ({err})", subject=str(path)) from None
+
+
+def load_classifier(cls: type[OnlineClassifier], path) -> OnlineClassifier:
+    """Read a file written by `save_classifier` into a new `cls`."""
+    path = Path(path)
+    arrays = read_npz(path)
     fmt = str(arrays.get("format", ""))
     if fmt != FILE_FORMAT:
         raise ModelError(f"format {fmt!r}, expected {FILE_FORMAT!r}", subject=str(path),

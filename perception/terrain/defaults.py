@@ -20,6 +20,7 @@ import numpy as np
 
 from perception.errors import ModelError
 from perception.terrain.classifier import NUM_CLASSES, ClassifierConfig, OnlineClassifier
+from perception.terrain.classifier_io import read_npz
 
 FORMAT = "perception.terrain.ClassifierDefaults/1"
 
@@ -52,13 +53,7 @@ def save_defaults(path: str | Path, d: ClassifierDefaults) -> Path:
 def load_defaults(path: str | Path, feature_model: str | Path | None = None) -> ClassifierDefaults:
     """Read a defaults file; with `feature_model`, check it was fitted on that net (ModelError otherwise)."""
     path = Path(path)
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {k: data[k] for k in data.files}
-    except FileNotFoundError:
-        raise ModelError("no such file", subject=str(path)) from None
-    except Exception as err:  # noqa: BLE001 - zip/format errors come in many types
-        raise ModelError(f"not a readable .npz ({err})", subject=str(path)) from None
+    arrays = read_npz(path)
     if str(arrays.get("format", "")) != FORMAT:
         raise ModelError(f"format {str(arrays.get('format', ''))!r}, expected {FORMAT!r}", subject=str(path),
                          hint="write it with `perception train classifier`")
