@@ -26,6 +26,12 @@ BUDGET_S = 170.0  # a whole scenario, so that a hung node still gives a report b
 NODE = f"{NS}/perception"
 
 
+
+def default_sigint() -> None:
+    """In the child: SIGINT back to its default. A shell that starts a job in the background hands SIGINT down
+    ignored, and the tests stop nodes with it."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
 def node_command(*ros_args: str) -> list[str]:
     return [sys.executable, "-m", "perception_nodes.perception_node", "--ros-args", "-r", f"__ns:={NS}",
             "--params-file", str(REPO / "launch" / "perception.yaml"), *ros_args]
@@ -124,7 +130,8 @@ def run_pipeline(args) -> dict:
         for t in ("left/image_raw", "right/image_raw", "left/camera_info", "right/camera_info")))
     node = subprocess.Popen(node_command("--params-file", str(overrides), "-p", "raw_input:=true", "-p", "lazy:=false",
                                          "-p", "diagnostics_period_s:=0.3"),
-                            stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
+                            stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
+                            preexec_fn=default_sigint)
     c = Checker()
     try:
         # consumers: every output (map/costmap also gets a LATE subscriber below: transient local)
@@ -334,7 +341,8 @@ def run_startup(args) -> dict:
                         "        subscription:\n          reliability: reliable\n          depth: 2\n")
     log = open(args.node_log, "w")
     node = subprocess.Popen(node_command("--params-file", str(override), "-p", "diagnostics_period_s:=0.3"),
-                            stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
+                            stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
+                            preexec_fn=default_sigint)
     c = Checker()
     try:
         def infos(topic):
@@ -348,7 +356,8 @@ def run_startup(args) -> dict:
         # a per-stage executable: the same node with only its stage's outputs
         stereo = subprocess.Popen(
             [sys.executable, "-c", "from perception_nodes.perception_node import stereo_main; stereo_main()",
-             "--ros-args", "-r", f"__ns:={NS}"], stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
+             "--ros-args", "-r", f"__ns:={NS}"], stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
+                            preexec_fn=default_sigint)
         try:
             def topics():
                 try:

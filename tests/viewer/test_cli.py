@@ -66,7 +66,9 @@ def test_demo_viewer_hold_serves_until_ctrl_c(tmp_path):
     proc = subprocess.Popen(
         [sys.executable, "-m", "perception.cli", "demo", "--frames", "2", "--size", "320x240", "--out",
          str(tmp_path / "demo.mcap"), "--viewer", "--viewer-port", "0", "--viewer-hold", "--json"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        # a shell that starts us in the background hands SIGINT down ignored; Ctrl-C must reach the demo
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     lines: queue.Queue = queue.Queue()
     reader = threading.Thread(target=lambda: [lines.put(line) for line in proc.stderr], daemon=True)
     reader.start()
@@ -86,8 +88,8 @@ def test_demo_viewer_hold_serves_until_ctrl_c(tmp_path):
             stats = json.load(r)
         assert stats["published"] == 2  # the run is over, the page still has its last frame
         proc.send_signal(signal.SIGINT)
+        proc.wait(60)  # stdout holds one JSON line: the pipe cannot fill before the exit
         out = proc.stdout.read()
-        proc.wait(30)
         reader.join(10)
     finally:
         if proc.poll() is None:
