@@ -23,7 +23,7 @@ from perception.stereo.labels import label_near_range
 from perception.stereo.windows import UNKNOWN, LabelConfig
 from perception.terrain.bands import BandConfig, pixels_to_ground
 from perception.terrain.classifier import ClassifierConfig
-from perception.terrain.long_range import LongRange, LongRangeConfig
+from perception.terrain.long_range import LongRange, LongRangeConfig, map_observations
 
 
 @dataclass(frozen=True)
@@ -97,9 +97,9 @@ class TerrainStage:
         if len(xy):
             batches.append((xy, probs, conf * out.stereo_weight, 1.0, maps))
         if far is not None and far.ok and out.long_range:
-            use = np.isfinite(far.ground_xy).all(1) & ~far.near_mask & np.isfinite(far.probabilities).all(1)
-            if use.any():
-                batches.append((far.ground_xy[use], far.probabilities[use], None, far.confidence, maps))
+            fxy, fprobs, fweights = map_observations(far)
+            if len(fxy):
+                batches.append((fxy, fprobs, fweights, far.confidence, maps))
         for xy, probs, weights in extra:
             if len(xy):
                 batches.append((xy, probs, weights, 1.0, (self.fused,)))

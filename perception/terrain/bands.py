@@ -361,3 +361,32 @@ def pixel_lookup(plan: BandPlan, shape: tuple[int, int], step: int = 2) -> tuple
         out[inside] = offset + (j[inside] * b.feature_cols + col[inside]).astype(np.int64)
         offset += FEATURE_ROWS * b.feature_cols
     return out, uu.shape
+
+
+def footline_points(uv: np.ndarray, xy: np.ndarray, obstacle: np.ndarray, column_px: float = 8.0) -> np.ndarray:
+    """Ground points for the map with obstacles placed at their foot (LAGR's footline, in map space).
+
+    A window classified obstacle hides the ground behind it: its pixel's ray meets the ground plane BEYOND the
+    obstacle (or not at all above the horizon). Per image column (`column_px` wide), scanning upwards from the
+    nearest window, every run of consecutive obstacle windows is one obstacle's face: all of it is placed at the
+    ground point of the run's lowest window (the foot). Other windows keep their own points.
+
+    >>> uv = np.array([[10.0, 300.0], [10.0, 250.0], [10.0, 200.0], [10.0, 150.0]])
+    >>> xy = np.array([[5.0, 0.0], [8.0, 0.0], [15.0, 0.0], [40.0, 0.0]])
+    >>> footline_points(uv, xy, np.array([False, True, True, False]))[:, 0].tolist()
+    [5.0, 8.0, 8.0, 40.0]
+    """
+    out = np.array(xy, dtype=np.float64, copy=True)
+    if not len(uv):
+        return out
+    col = np.floor(uv[:, 0] / column_px).astype(np.int64)
+    order = np.lexsort((-uv[:, 1], col))  # by column, then nearest (lowest in the image) first
+    o = np.asarray(obstacle, bool)[order]
+    c = col[order]
+    new_col = np.r_[True, c[1:] != c[:-1]]
+    start = o & (new_col | ~np.r_[False, o[:-1]])
+    idx = np.arange(len(order))
+    foot = np.maximum.accumulate(np.where(start, idx, 0))
+    ok = o & np.isfinite(out[order[foot]]).all(1)
+    out[order[ok]] = out[order[foot[ok]]]
+    return out

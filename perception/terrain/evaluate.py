@@ -49,7 +49,7 @@ from perception.stereo.labels import label_near_range
 from perception.stereo.near_range import NearRangeLabeller
 from perception.stereo.windows import LabelConfig
 from perception.terrain.long_range import (
-    LongRange, classify, load_default_classifier, paint,
+    LongRange, classify, load_default_classifier, map_observations, paint,
 )
 
 LABEL_TRAVERSABILITY = np.array([np.nan, 1.0, 1.0, 0.5, 0.0, 0.0], np.float32)  # per stereo label code
@@ -265,9 +265,9 @@ def evaluate_drive(seed: int, cfg: TerrainEvalConfig, engine, *, progress=None, 
             for name in ("online", "baseline"):
                 maps[name].add_observations(xy, probs, pose, conf * 4.0, 1.0, frame="base_link",
                                             stamp_ns=frame.header.stamp_ns)
-        use = np.isfinite(res_on.ground_xy).all(1) & ~res_on.near_mask & np.isfinite(res_on.probabilities).all(1)
-        maps["online"].add_observations(res_on.ground_xy[use], res_on.probabilities[use], pose, None,
-                                        res_on.confidence, frame="base_link", stamp_ns=frame.header.stamp_ns)
+        fxy, fprobs, fweights = map_observations(res_on)
+        maps["online"].add_observations(fxy, fprobs, pose, fweights, res_on.confidence, frame="base_link",
+                                        stamp_ns=frame.header.stamp_ns)
         dr.ms.append((time.perf_counter() - t0) * 1e3)
         res_off = classify(ff, nr.labels, offline, learn=False)
         _, trav_off = paint(res_off.probabilities, ff.plan, ff.shape, lr_config.image_step)

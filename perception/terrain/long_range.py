@@ -231,6 +231,20 @@ def classify(ff: FrameFeatures, labels, classifier: OnlineClassifier, *, learn: 
     return res
 
 
+def map_observations(res: LongRangeResult) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(ground points N x 2, probabilities N x 5, weights N) of the windows that go to the map: not the
+    stereo-trained ones (stereo maps those itself), obstacles moved to their foot (`bands.footline_points`), finite
+    points only; weight = certainty, 1 - entropy / log 5 (a window unsure of its class says little about the place)."""
+    probs = res.probabilities
+    known = np.isfinite(probs).all(1)
+    cls = np.where(known, np.argmax(np.nan_to_num(probs), 1), 0)
+    xy = B.footline_points(res.pixels, res.ground_xy, known & (cls >= 2))
+    use = known & ~res.near_mask & np.isfinite(xy).all(1)
+    p = np.clip(probs[use], 1e-6, 1.0)
+    certainty = 1.0 + (p * np.log(p)).sum(1) / np.log(NUM_CLASSES)
+    return xy[use], probs[use], np.clip(certainty, 0.0, 1.0).astype(np.float32)
+
+
 def traversability_of(probs: np.ndarray) -> np.ndarray:
     """Per-window traversability score from the class probabilities (module docstring)."""
     return probs @ TRAVERSABILITY_WEIGHTS
