@@ -25,7 +25,7 @@ def register(sub) -> None:
     p.add_argument("--size", default="640x480", help="image size WxH (default 640x480)")
     p.add_argument("--seed", type=int, default=0, help="world seed (default 0)")
     p.add_argument("--out", default="perception-demo.mcap", help="output bag folder (default perception-demo.mcap)")
-    add_viewer_arguments(p, hold=True)
+    add_viewer_arguments(p, hold=True, default_on=True)
     p.add_argument("--json", action="store_true", help="the last stdout line is the summary as one JSON object")
     p.set_defaults(func=run)
 

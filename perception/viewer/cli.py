@@ -5,17 +5,24 @@ import argparse
 import sys
 from contextlib import contextmanager
 
+DEFAULT_PORT = 8080
 
-def add_viewer_arguments(parser: argparse.ArgumentParser, *, hold: bool = False) -> None:
-    """--viewer, --viewer-host, --viewer-port (and --viewer-hold when `hold`)."""
-    parser.add_argument("--viewer", action="store_true",
-                        help="serve the live overlay viewer (camera image with overlays, cost map, timing) while "
-                        "running; the URL is printed to stderr")
+
+def add_viewer_arguments(parser: argparse.ArgumentParser, *, hold: bool = False, default_on: bool = False) -> None:
+    """--viewer (or --no-viewer when `default_on`), --viewer-host, --viewer-port (and --viewer-hold when `hold`)."""
+    if default_on:
+        parser.add_argument("--no-viewer", dest="viewer", action="store_false",
+                            help="do not serve the live overlay viewer (served by default; the URL is printed to "
+                            "stderr; when the default port is taken, another free port is used)")
+    else:
+        parser.add_argument("--viewer", action="store_true",
+                            help="serve the live overlay viewer (camera image with overlays, cost map, timing) "
+                            "while running; the URL is printed to stderr")
     parser.add_argument("--viewer-host", default="127.0.0.1", metavar="ADDR",
                         help="address the viewer binds (default 127.0.0.1, this machine only; 0.0.0.0 exposes it "
                         "to the network without authentication)")
-    parser.add_argument("--viewer-port", type=int, default=8080, metavar="PORT",
-                        help="viewer TCP port (default 8080; 0 picks any free port)")
+    parser.add_argument("--viewer-port", type=int, default=None, metavar="PORT",
+                        help=f"viewer TCP port (default {DEFAULT_PORT}; 0 picks any free port)")
     if hold:
         parser.add_argument("--viewer-hold", action="store_true",
                             help="keep the viewer up after the run, showing the last frame, until Ctrl-C")
@@ -27,9 +34,15 @@ def viewer_from_args(args: argparse.Namespace, title: str):
     if not getattr(args, "viewer", False):
         yield None
         return
-    from perception.viewer.server import Viewer, _is_loopback
+    from perception.viewer.server import Viewer, ViewerError, _is_loopback
 
-    viewer = Viewer(host=args.viewer_host, port=args.viewer_port, title=title).start()
+    port = DEFAULT_PORT if args.viewer_port is None else args.viewer_port
+    try:
+        viewer = Viewer(host=args.viewer_host, port=port, title=title).start()
+    except ViewerError:
+        if args.viewer_port is not None:
+            raise  # a port the user asked for: say so
+        viewer = Viewer(host=args.viewer_host, port=0, title=title).start()  # the default is taken: any free one
     print(f"perception {title}: live viewer on {viewer.url}", file=sys.stderr)
     if not _is_loopback(args.viewer_host):
         print(f"perception {title}: warning: the viewer listens on {args.viewer_host}, reachable from other "

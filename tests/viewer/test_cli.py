@@ -10,9 +10,11 @@ from perception.cli import build_parser, main
 
 def test_viewer_flags_have_help_and_loopback_defaults():
     parser = build_parser()
-    for argv in (["demo"], ["replay", "in.mcap", "--out", "o"]):
+    # the demo serves the viewer unless told not to (DESIGN.md); replay only when asked
+    for argv, on in ((["demo"], True), (["replay", "in.mcap", "--out", "o"], False)):
         args = parser.parse_args(argv)
-        assert (args.viewer, args.viewer_host, args.viewer_port) == (False, "127.0.0.1", 8080)
+        assert (args.viewer, args.viewer_host, args.viewer_port) == (on, "127.0.0.1", None)
+    assert parser.parse_args(["demo", "--no-viewer"]).viewer is False
     sub = next(a for a in parser._actions if a.dest == "command").choices
     for verb in ("demo", "replay"):
         helps = {a.dest: a.help for a in sub[verb]._actions}
@@ -23,7 +25,7 @@ def test_viewer_flags_have_help_and_loopback_defaults():
 
 def test_demo_with_viewer_prints_the_url_and_exits(tmp_path, capsys):
     rc = main(["demo", "--frames", "2", "--size", "320x240", "--out", str(tmp_path / "demo.mcap"),
-               "--viewer", "--viewer-port", "0"])
+               "--viewer-port", "0"])
     err = capsys.readouterr().err
     assert rc == 0, err
     assert "live viewer on http://127.0.0.1:" in err
@@ -34,12 +36,28 @@ def test_demo_viewer_port_in_use_is_a_clear_error(tmp_path, capsys):
         s.bind(("127.0.0.1", 0))
         s.listen()
         port = s.getsockname()[1]
-        rc = main(["demo", "--frames", "1", "--size", "320x240", "--out", str(tmp_path / "d.mcap"), "--viewer",
+        rc = main(["demo", "--frames", "1", "--size", "320x240", "--out", str(tmp_path / "d.mcap"),
                    "--viewer-port", str(port)])
     err = capsys.readouterr().err
     assert rc == 2
     assert f"port {port} is already in use" in err and "--viewer-port 0" in err
     assert not (tmp_path / "d.mcap").exists()  # nothing was run
+
+
+def test_demo_takes_another_port_when_the_default_one_is_taken(tmp_path, capsys):
+    from perception.viewer.cli import DEFAULT_PORT
+
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", DEFAULT_PORT))
+        except OSError:
+            pass  # already taken by something else: the same situation
+        s.listen()
+        rc = main(["demo", "--frames", "1", "--size", "320x240", "--out", str(tmp_path / "d.mcap")])
+    err = capsys.readouterr().err
+    assert rc == 0, err
+    url = err.split("live viewer on ")[1].split()[0]
+    assert url.startswith("http://127.0.0.1:") and f":{DEFAULT_PORT}/" not in url
 
 
 def test_replay_with_viewer(data_dir, tmp_path, capsys):
@@ -65,7 +83,7 @@ def test_demo_viewer_hold_serves_until_ctrl_c(tmp_path):
 
     proc = subprocess.Popen(
         [sys.executable, "-m", "perception.cli", "demo", "--frames", "2", "--size", "320x240", "--out",
-         str(tmp_path / "demo.mcap"), "--viewer", "--viewer-port", "0", "--viewer-hold", "--json"],
+         str(tmp_path / "demo.mcap"), "--viewer-port", "0", "--viewer-hold", "--json"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         # a shell that starts us in the background hands SIGINT down ignored; Ctrl-C must reach the demo
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
