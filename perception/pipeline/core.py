@@ -151,7 +151,9 @@ class Pipeline:
         result = FrameResult(header=frame.header, frame=frame)
         try:
             if frame.right is None:
-                raise InputError("is mono; this release's stages need a stereo pair", subject=f"frame {frame.index}")
+                self._mono(frame, result)
+                self.stats.used += 1
+                return result
             rectifier = self._rectifier_for(frame)
             with self._timed(result, "rectify"):
                 result.frame = rectifier.rectify_frame(frame)
@@ -169,6 +171,14 @@ class Pipeline:
             return result
         self.stats.used += 1
         return result
+
+    def _mono(self, frame: Frame, result: FrameResult) -> None:
+        """A single camera: scene parsing only (stereo, terrain and the maps need a stereo pair)."""
+        if self.scene is None:
+            raise InputError("is mono and the scene stage is off; the other stages need a stereo pair",
+                             subject=f"frame {frame.index}", hint="enable scene.enabled, or give a stereo source")
+        with self._timed(result, "scene"):
+            result.scene = self.scene.parse(frame.left, result.header)
 
     def _terrain(self, result: FrameResult) -> None:
         frame, disp, stage = result.frame, result.disparity, self.terrain

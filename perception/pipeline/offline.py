@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import sys
 import time
+from contextlib import nullcontext
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,15 +51,16 @@ class RunSummary:
         return "\n".join(lines)
 
 
-def run_offline(source: FrameSource, out: str | Path, *, pipeline: Pipeline | None = None, storage: str | None = None,
+def run_offline(source: FrameSource, out: str | Path | None, *, pipeline: Pipeline | None = None, storage: str | None = None,
                 overwrite: bool = False, copy_inputs: bool = True, rate: float = 0.0, total: int | None = None,
                 on_result: Callable[[FrameResult], None] | None = None, progress: bool = True,
                 overlay: bool = True) -> RunSummary:
-    """Process every frame of `source`, writing outputs to the bag `out`; return the summary."""
+    """Process every frame of `source`, writing outputs to the bag `out` (None: no bag); return the summary."""
     pipeline = pipeline or Pipeline()
     t_start = time.perf_counter()
     first_stamp: int | None = None
-    with BagWriter(out, storage=storage, overwrite=overwrite) as writer, source:
+    bag = BagWriter(out, storage=storage, overwrite=overwrite) if out is not None else nullcontext()
+    with bag as writer, source:
         bar = tqdm(total=total, unit="frame", file=sys.stderr, disable=not progress, desc="perception")
         for frame in source:
             if rate > 0:
@@ -68,12 +70,13 @@ def run_offline(source: FrameSource, out: str | Path, *, pipeline: Pipeline | No
                 if ahead > 0:
                     time.sleep(ahead)  # pacing to the recorded clock, not synchronisation
             result = pipeline.process(frame)
-            write_result(writer, result, copy_inputs=copy_inputs, overlay=overlay)
+            if writer is not None:
+                write_result(writer, result, copy_inputs=copy_inputs, overlay=overlay)
             if on_result is not None:
                 on_result(result)
             bar.update(1)
         bar.close()
-        messages = sum(writer.message_counts.values())
+        messages = sum(writer.message_counts.values()) if writer is not None else 0
     skipped = dict(source.stats.skipped)
     for reason, n in pipeline.stats.skipped.items():
         skipped[reason] = skipped.get(reason, 0) + n
@@ -83,6 +86,6 @@ def run_offline(source: FrameSource, out: str | Path, *, pipeline: Pipeline | No
         skipped=skipped,
         stages=pipeline.times.summary(),
         wall_s=time.perf_counter() - t_start,
-        out=str(out),
+        out=str(out) if out is not None else "",
         messages_written=messages,
     )

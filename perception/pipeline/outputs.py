@@ -25,9 +25,12 @@ def write_result(writer: BagWriter, result: FrameResult, *, namespace: str = T.O
         return
     frame, header = result.frame, result.header
     if copy_inputs:
-        writer.write_image(T.absolute(T.LEFT_IMAGE, namespace), header, frame.left)
-        writer.write_camera_info(T.absolute(T.LEFT_INFO, namespace), header, frame.left_info)
-        if frame.right is not None:
+        mono = frame.right is None
+        image_topic, info_topic = (T.MONO_IMAGE, T.MONO_INFO) if mono else (T.LEFT_IMAGE, T.LEFT_INFO)
+        writer.write_image(T.absolute(image_topic, namespace), header, frame.left)
+        if frame.left_info is not None:
+            writer.write_camera_info(T.absolute(info_topic, namespace), header, frame.left_info)
+        if not mono:
             writer.write_image(T.absolute(T.RIGHT_IMAGE, namespace), header, frame.right)
             writer.write_camera_info(T.absolute(T.RIGHT_INFO, namespace), header, frame.right_info)
     d = result.disparity

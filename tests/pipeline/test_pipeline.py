@@ -13,7 +13,9 @@ W, H, SHIFT = 160, 120, 8
 
 
 def small_pipeline() -> Pipeline:
-    return Pipeline(PipelineConfig(disparity=DisparityConfig(num_disparities=32)))  # the images are 160 px wide
+    # the images are 160 px wide; scene off: a mono frame is then a bad frame (with it, mono gets scene only)
+    return Pipeline(PipelineConfig(disparity=DisparityConfig(num_disparities=32),
+                                   scene=SceneStageConfig(enabled=False)))
 
 
 def textured_pair(seed: int = 0, shift: int = SHIFT) -> tuple[np.ndarray, np.ndarray]:
