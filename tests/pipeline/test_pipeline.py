@@ -7,6 +7,7 @@ import pytest
 from perception.camera import CameraInfo
 from perception.frame import Frame, Header
 from perception.pipeline import Pipeline, PipelineConfig
+from perception.pipeline.scene_stage import SceneStageConfig
 from perception.stereo.disparity import DisparityConfig
 
 W, H, SHIFT = 160, 120, 8
