@@ -41,15 +41,9 @@ def run(args: argparse.Namespace) -> int:
     from perception.pipeline.core import Pipeline
     from perception.pipeline.offline import run_offline
 
-    pipeline = None
-    if args.params:
-        from perception.pipeline.params_file import load_pipeline_config
+    from perception.pipeline.params_file import config_for_command
 
-        config, ignored = load_pipeline_config(args.params)
-        if ignored:
-            print(f"perception replay: {args.params}: not pipeline parameters, ignored: {', '.join(ignored)}",
-                  file=sys.stderr)
-        pipeline = Pipeline(config)
+    pipeline = Pipeline(config_for_command(args.params, "replay"))
     from perception.sources.bag import BagSource
 
     source = BagSource(args.bag, left_topic=args.left_topic, right_topic=args.right_topic,

@@ -42,14 +42,9 @@ def run(args: argparse.Namespace) -> int:
     from perception.pipeline.offline import run_offline
     from perception.sources import open_source
 
-    config = None
-    if args.params:
-        from perception.pipeline.params_file import load_pipeline_config
+    from perception.pipeline.params_file import config_for_command
 
-        config, ignored = load_pipeline_config(args.params)
-        if ignored:
-            print(f"perception run: {args.params}: not pipeline parameters, ignored: {', '.join(ignored)}",
-                  file=sys.stderr)
+    config = config_for_command(args.params, "run")
     source = open_source(args.source)
     if args.frames:
         source = _Limited(source, args.frames, islice)

@@ -79,3 +79,17 @@ def pipeline_config_from_params(params: dict[str, Any], base: PipelineConfig | N
 def load_pipeline_config(path: str | Path, node: str | None = None) -> tuple[PipelineConfig, list[str]]:
     """`pipeline_config_from_params` of a parameter file."""
     return pipeline_config_from_params(read_parameters(path, node))
+
+
+def config_for_command(path: str | Path | None, command: str) -> PipelineConfig:
+    """The pipeline configuration of a command's `--params FILE` (defaults without one); names that are not
+    pipeline parameters are reported on stderr, not applied."""
+    if path is None:
+        return PipelineConfig()
+    config, ignored = load_pipeline_config(path)
+    if ignored:
+        import sys
+
+        print(f"perception {command}: {path}: not pipeline parameters, ignored: {', '.join(ignored)}",
+              file=sys.stderr)
+    return config
