@@ -15,7 +15,7 @@ import numpy as np
 from perception.engines.base import Engine
 from perception.engines.model_file import ModelFile
 from perception.engines.precision import CALIBRATE_HINT, check_precision, graph_op_types, model_precision
-from perception.errors import EngineError
+from perception.errors import EngineError, ModelError
 
 log = logging.getLogger("perception.engines")
 
@@ -62,6 +62,9 @@ class OnnxRuntimeEngine(Engine):
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.log_severity_level = 3  # errors only: ORT's warnings are about its internals, not the user's model
+        # INT8 (Q/DQ) on x86 CPUs without VNNI: ORT's fused u8s8 AVX2 kernels saturate 16-bit sums and can be off
+        # by 10 % of the output range (measured on the project's test model); the precise mode avoids it
+        options.add_session_config_entry("session.x64quantprecision", "1")
         if threads is not None:
             if int(threads) < 0:
                 raise EngineError(f"threads must be >= 0, got {threads}", subject="onnxruntime",
@@ -80,10 +83,11 @@ class OnnxRuntimeEngine(Engine):
         try:
             return ort.InferenceSession(path, options, providers=providers, provider_options=config)
         except Exception as err:
-            if providers == [CPU]:
-                raise EngineError(f"onnxruntime cannot load the model: {type(err).__name__}: {err}",
-                                  subject=path, hint="check the model's opset/operators against this onnxruntime "
-                                  "(`perception engines verify MODEL`)") from err
+            if providers == [CPU]:  # the model itself is at fault: a graph this onnxruntime cannot run
+                raise ModelError(f"onnxruntime cannot load the model: {type(err).__name__}: {str(err)[:300]}",
+                                 subject=path, hint="the file may be corrupt (re-export or re-download it), or "
+                                 "its opset/operators are beyond this onnxruntime (`perception engines verify "
+                                 "MODEL`)") from err
             log.warning("%s: onnxruntime providers %s failed to start (%s); retrying on the CPU",
                         self.model.path.name, providers, err)
         return self._open(ort, options, [CPU], precision, cache_dir)

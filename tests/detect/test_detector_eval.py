@@ -102,4 +102,4 @@ def test_eval_detect_json_on_a_few_images(data_dir, tmp_path):
     assert isinstance(result["baseline"]["ap50"]["pedestrian"], float)
     assert "range_err_pct" in result and "range_err_pct" in result["baseline"]
     assert result["frames"] == 2 and result["camvid"]["frames"] == 2
-    assert (tmp_path / "detect_examples.png").is_file()
+    assert (tmp_path / "detect_examples.jpg").is_file()
