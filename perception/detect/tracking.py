@@ -9,15 +9,26 @@ confirmed after `min_hits` hits; tracks missed for more than `max_missed` frames
 position (no stereo) are tracked in the image only (IoU), with no velocity.
 
 Time to collision: range / closing speed (closing = -d range / dt from the filter), inf when not closing.
+
+Clock jumps: the filters need the time between frames. A frame stamped more than `back_s` BEFORE the previous one
+(a replayed bag, a sim-time reset) or more than `max_gap_s` after it (a forward jump, or a stream that stalled) ends
+every track: predicting across such a step would give meaningless positions, velocities and times to collision.
+The reset is counted in `resets` by reason ("clock jumped back", "stamp gap") and logged; tracking starts afresh
+with that frame. A state that is not finite after an update ends its track the same way ("non-finite state").
 """
 from __future__ import annotations
 
+import logging
+import math
+from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from perception.detect.decode import iou_matrix
 from perception.params import param, validate_config
+
+log = logging.getLogger("perception.detect")
 
 
 @dataclass(frozen=True)
@@ -78,13 +89,37 @@ class Track:
 
 
 class Tracker:
-    def __init__(self, config: TrackerConfig = TrackerConfig()) -> None:
+    """`max_gap_s` / `back_s`: the largest step forward / backward between frame stamps that tracks survive."""
+
+    def __init__(self, config: TrackerConfig = TrackerConfig(), *, max_gap_s: float = 2.0,
+                 back_s: float = 1e-3) -> None:
+        if not (max_gap_s > 0 and back_s >= 0):
+            raise ValueError("max_gap_s must be > 0 and back_s >= 0")
         self.config = config
+        self.max_gap_s = float(max_gap_s)
+        self.back_s = float(back_s)
         self.tracks: list[Track] = []
         self._next = 1
+        self.stamp_s: float | None = None  # the previous frame's stamp
+        self.resets: Counter = Counter()
 
     def reset(self) -> None:
         self.tracks, self._next = [], 1
+
+    def _check_clock(self, stamp_s: float) -> None:
+        """End every track when the stamp steps back more than back_s or forward more than max_gap_s."""
+        last, self.stamp_s = self.stamp_s, stamp_s
+        if last is None:
+            return
+        dt = stamp_s - last
+        reason = "clock jumped back" if dt < -self.back_s else "stamp gap" if dt > self.max_gap_s else None
+        if reason is None:
+            return
+        self.resets[reason] += 1
+        if self.tracks:
+            log.warning("tracker: %s (%.3f s -> %.3f s, step %+.3f s): %d track(s) ended, tracking restarts",
+                        reason, last, stamp_s, dt, len(self.tracks))
+        self.tracks = []  # ids keep counting up: a new track never reuses an old id
 
     def _predict(self, t: Track, stamp_s: float) -> None:
         dt = stamp_s - t.stamp_s
@@ -125,6 +160,10 @@ class Tracker:
         """Associate this frame's detections (Detection2D; `positions`: per detection (x, y) ground-plane or None,
         default from `det.position` as camera X, Z). Sets each detection's `track_id`; returns confirmed tracks."""
         cfg = self.config
+        stamp_s = float(stamp_s)
+        if not math.isfinite(stamp_s):
+            raise ValueError(f"stamp_s must be finite, got {stamp_s}")
+        self._check_clock(stamp_s)
         if positions is None:
             positions = [None if d.position is None else (d.position[2], -d.position[0]) for d in detections]
         for t in self.tracks:
@@ -159,6 +198,12 @@ class Tracker:
             if j not in used_t:
                 t.missed += 1
         self.tracks = [t for t in self.tracks if t.missed <= cfg.max_missed]
+        broken = [t for t in self.tracks if t.x is not None and not (np.isfinite(t.x).all() and np.isfinite(t.P).all())]
+        if broken:
+            self.resets["non-finite state"] += len(broken)
+            log.warning("tracker: %d track(s) with a non-finite state ended", len(broken))
+            gone = {id(t) for t in broken}
+            self.tracks = [t for t in self.tracks if id(t) not in gone]
         for i, det in enumerate(detections):
             if i not in used_d:
                 t = Track(self._next, det.class_id, boxes[i], det.score, stamp_s)

@@ -165,11 +165,38 @@ class ModelMetadata:
             raise ModelError(f"tensor names are not unique: {names}", subject=subject)
         if self.task in ("scene", "detect") and not self.classes:
             raise ModelError(f"a {self.task} model must name its classes", subject=subject, hint=_HINT)
+        self._check_class_channels(subject)
+        for t in self.inputs:
+            norm = t.normalization
+            if norm is None:
+                continue
+            channels = t.shape[t.layout.index("C")] if "C" in t.layout else -1
+            for what, values in (("mean", norm.mean), ("std", norm.std)):
+                if len(values) not in (1, channels) and channels > 0:
+                    raise ModelError(f"input '{t.name}' has {channels} channels but its normalization {what} has "
+                                     f"{len(values)} values", subject=subject, hint=_HINT)
+            if not all(v > 0 for v in norm.std) or not norm.scale > 0:
+                raise ModelError(f"input '{t.name}' normalization needs scale > 0 and std > 0, got "
+                                 f"scale {norm.scale}, std {list(norm.std)}", subject=subject, hint=_HINT)
         n = self.decoder.get("num_classes")
         if n is not None and self.classes and int(n) != len(self.classes):
             raise ModelError(
                 f"decoder.num_classes = {n} but {len(self.classes)} class names are given", subject=subject
             )
+
+    def _check_class_channels(self, subject: str) -> None:
+        """A per-class output (scene logits/probabilities, detection heatmap) has one channel per named class."""
+        per_class = {"scene": ("logits", "probabilities"), "detect": ("heatmap",)}.get(self.task, ())
+        for t in self.outputs:
+            if t.decoding not in per_class or "C" not in t.layout:
+                continue
+            channels = t.shape[t.layout.index("C")]
+            if channels > 0 and self.classes and channels != len(self.classes):
+                raise ModelError(
+                    f"output '{t.name}' ({t.decoding}) has {channels} channels but the metadata names "
+                    f"{len(self.classes)} classes", subject=subject,
+                    hint="the class list must give one name per output channel: fix the metadata (or the YAML "
+                         "beside the model)")
 
     def require(self, *, task: str, subject: str = "model") -> None:
         """Refuse a model made for another stage, naming both."""

@@ -2,6 +2,12 @@
 
 `load_model(path)` is the one way the project opens a model: it refuses a missing, truncated or foreign
 file, and metadata that disagrees with the graph (names, shapes, dtypes), naming the file and the mismatch.
+
+Content digest: `save_model` also stores, under the key ``perception.digest``, a SHA-256 of the graph's content
+(every node, graph input/output and initializer value). `load_model` recomputes it when present, so bytes
+overwritten inside the weights -- which still parse as ONNX and would run with wrong results -- are refused as
+corrupt. Models written before the digest existed, and foreign models, have none and are not checked this way.
+PyTorch checkpoints and pickles (.pt, .pth, .pkl, ...) are refused by name: nothing here ever unpickles.
 """
 from __future__ import annotations
 
@@ -48,8 +54,20 @@ def sidecar_path(path: str | Path) -> Path:
     return Path(path).with_suffix(".yaml")
 
 
+DIGEST_KEY = "perception.digest"
+# files that are (or may be) Python pickles: never handed to a loader that could unpickle them
+PICKLE_SUFFIXES = (".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".joblib")
+
+
 def read_onnx(path: str | Path) -> onnx.ModelProto:
     path = Path(path)
+    if path.suffix.lower() in PICKLE_SUFFIXES:
+        raise ModelError(
+            f"is a {path.suffix} file (a PyTorch checkpoint or Python pickle); models are loaded only from ONNX, "
+            "and nothing is ever unpickled", subject=str(path),
+            hint="export it to ONNX (torch.onnx.export, or `perception.engines.export`) with its metadata "
+                 "(or a YAML beside it) and give the .onnx",
+        )
     if not path.is_file():
         raise ModelError("model file not found", subject=str(path), hint="check the path, or run `perception engines list`")
     try:
@@ -67,6 +85,46 @@ def embedded_metadata(model: onnx.ModelProto, *, subject: str) -> ModelMetadata 
         if prop.key == METADATA_KEY:
             return ModelMetadata.from_json(prop.value, subject=subject)
     return None
+
+
+def content_digest(model: onnx.ModelProto) -> str:
+    """SHA-256 of what the graph computes: nodes (op, domain, tensors, attributes), graph inputs and outputs,
+    and every initializer's name, type, shape and values. Metadata props are not part of it."""
+    from onnx import numpy_helper
+
+    h = hashlib.sha256()
+    g = model.graph
+    for node in g.node:
+        h.update(repr((node.op_type, node.domain, list(node.input), list(node.output))).encode())
+        for attr in node.attribute:
+            h.update(attr.SerializeToString(deterministic=True))
+    for v in [*g.input, *g.output]:
+        h.update(v.name.encode() + b"\0" + v.type.SerializeToString(deterministic=True))
+    for init in g.initializer:
+        h.update(repr((init.name, init.data_type, list(init.dims))).encode())
+        try:
+            h.update(numpy_helper.to_array(init).tobytes())
+        except Exception:  # noqa: BLE001 - external or malformed data: hash the proto as stored
+            h.update(init.SerializeToString(deterministic=True))
+    return h.hexdigest()
+
+
+def check_digest(model: onnx.ModelProto, *, subject: str) -> None:
+    """Refuse a model whose stored content digest (written by `save_model`) does not match its graph."""
+    stored = next((p.value for p in model.metadata_props if p.key == DIGEST_KEY), None)
+    if stored is None:
+        return
+    try:
+        actual = content_digest(model)
+    except Exception as err:  # noqa: BLE001 - a graph too broken to hash is corrupt as well
+        raise ModelError(f"the graph cannot be read ({type(err).__name__}: {err})", subject=subject,
+                         hint="the file is corrupt: re-export or re-download it") from err
+    if actual != stored:
+        raise ModelError(
+            f"content does not match its digest (stored {stored[:12]}, computed {actual[:12]}): the weights or "
+            "the graph changed after export", subject=subject,
+            hint="the file is corrupt (overwritten, bad copy or download): re-export or re-download it",
+        )
 
 
 def graph_signature(model: onnx.ModelProto) -> tuple[dict[str, tuple[list[int], str]], dict[str, tuple[list[int], str]]]:
@@ -115,6 +173,7 @@ def load_model(path: str | Path, *, task: str | None = None) -> ModelFile:
     path = Path(path)
     model = read_onnx(path)
     subject = str(path)
+    check_digest(model, subject=subject)
     meta = embedded_metadata(model, subject=subject)
     if meta is None:
         side = sidecar_path(path)
@@ -137,10 +196,11 @@ def save_model(model: onnx.ModelProto, meta: ModelMetadata, path: str | Path) ->
     path = Path(path)
     meta.validate(subject=str(path))
     check_against_graph(meta, model, subject=str(path))
-    kept = [p for p in model.metadata_props if p.key != METADATA_KEY]
+    kept = [p for p in model.metadata_props if p.key not in (METADATA_KEY, DIGEST_KEY)]
     del model.metadata_props[:]
     model.metadata_props.extend(kept)
     model.metadata_props.add(key=METADATA_KEY, value=meta.to_json())
+    model.metadata_props.add(key=DIGEST_KEY, value=content_digest(model))
     onnx.checker.check_model(model)
     path.parent.mkdir(parents=True, exist_ok=True)
     onnx.save(model, str(path))

@@ -32,6 +32,7 @@ its centre (for the multi-resolution store: from the finest level whose window h
 """
 from __future__ import annotations
 
+import logging
 import math
 import time
 from dataclasses import dataclass
@@ -47,6 +48,9 @@ from perception.mapping.polar_grid import PolarGrid
 from perception.params import describe_config, param, validate_config
 
 NUM_CLASSES = 5
+CLOCK_BACK_NS = 1_000_000_000  # a stamp this much before the newest one: the clock jumped back
+
+log = logging.getLogger("perception.mapping")
 GRIDS = ("polar", "cartesian")
 
 
@@ -148,6 +152,7 @@ class TerrainMap:
         self.robot_xy_yaw = (0.0, 0.0, 0.0)
         self.frame_id: str | None = None
         self.stamp_ns: int | None = None
+        self.clock_resets = 0  # times the stamps jumped back (see _advance_clock)
         self._native: list | None = None  # cached per-level (costs, classes, bins); None when stale
 
     # ------------------------------------------------------------------ state
@@ -182,6 +187,23 @@ class TerrainMap:
         self._native = None
         return factor
 
+    def _advance_clock(self, stamp_ns: int) -> None:
+        """Decay by the time since the newest stamp seen. A stamp more than `CLOCK_BACK_NS` older than it is a
+        clock that went back (bag replayed again, sim-time reset): the time base restarts there (counted in
+        `clock_resets`, logged) instead of freezing the forgetting until the new clock passes the old one.
+        A smaller step back (frames slightly out of order) neither decays nor moves the time base."""
+        if self.stamp_ns is None:
+            self.stamp_ns = stamp_ns
+        elif stamp_ns > self.stamp_ns:
+            self.decay((stamp_ns - self.stamp_ns) * 1e-9)
+            self.stamp_ns = stamp_ns
+        elif stamp_ns < self.stamp_ns - CLOCK_BACK_NS:
+            self.clock_resets += 1
+            log.warning("terrain map: stamp %.3f s is %.3f s before the newest (%.3f s): the clock jumped back; "
+                        "the map's time base restarts (its evidence is kept)", stamp_ns * 1e-9,
+                        (self.stamp_ns - stamp_ns) * 1e-9, self.stamp_ns * 1e-9)
+            self.stamp_ns = stamp_ns
+
     def clear(self) -> None:
         self.store.clear()
         self._native = None
@@ -206,9 +228,7 @@ class TerrainMap:
         st = ObservationStats()
         moved = self.set_pose(robot_pose)
         if stamp_ns is not None:
-            if self.stamp_ns is not None and stamp_ns > self.stamp_ns:
-                self.decay((stamp_ns - self.stamp_ns) * 1e-9)
-            self.stamp_ns = int(stamp_ns) if self.stamp_ns is None else max(self.stamp_ns, int(stamp_ns))
+            self._advance_clock(int(stamp_ns))
         if not (math.isfinite(confidence) and 0.0 <= confidence <= 1.0):
             raise InputError(f"confidence must be in 0..1, got {confidence}", subject="confidence")
         pts = np.asarray(points_xy, dtype=np.float64)

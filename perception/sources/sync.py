@@ -18,17 +18,29 @@ partner reordered by up to `reorder_ns` still finds it). Events are held and rel
 pending or future message (assuming reordering of at most `reorder_ns`) can produce an older event. With
 `reorder_ns=0` (live use) a pair is released as soon as it is complete; a bag reader can afford a longer hold.
 Memory is bounded: at most `queue_size` pending messages per side and `4 * queue_size` held events.
+
+Clock jumps: an image whose stamp is more than `tolerance_ns + reorder_ns + jump_ns` OLDER than the newest of its
+own stream is not a late message but a clock that went back (a bag replayed again, a sim-time reset, a camera
+re-synchronising its clock). The synchroniser then releases what it holds, drops every pending image with the
+reason `clock jumped back`, forgets its time state (newest stamps, release order) and starts again from the new
+message; `resets` counts these by reason and each is logged as a warning. Without this every frame after the jump
+would be dropped as `out of order`. A jump forward needs no reset: images left waiting across it expire as the
+other stream moves past them (`no right image` / `no left image`), and pairing resumes at the next pair.
 """
 from __future__ import annotations
 
 import bisect
 import heapq
 import itertools
+import logging
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
 NEVER = -(2**63)
+JUMP_NS = 2_000_000_000  # default: a stamp this much older than its stream's newest means the clock went back
+
+log = logging.getLogger("perception.sources")
 
 
 @dataclass
@@ -104,9 +116,11 @@ class StereoSync:
     """See the module doc. `stereo=False` turns it into a mono pass-through that only attaches camera_info."""
 
     def __init__(self, tolerance_ns: int = 5_000_000, queue_size: int = 10, reorder_ns: int = 0, *,
-                 stereo: bool = True, info_queue: int = 10) -> None:
-        if tolerance_ns < 0 or queue_size < 1 or reorder_ns < 0:
-            raise ValueError("tolerance_ns and reorder_ns must be >= 0 and queue_size >= 1")
+                 stereo: bool = True, info_queue: int = 10, jump_ns: int = JUMP_NS) -> None:
+        if tolerance_ns < 0 or queue_size < 1 or reorder_ns < 0 or jump_ns < 0:
+            raise ValueError("tolerance_ns, reorder_ns and jump_ns must be >= 0 and queue_size >= 1")
+        self.jump_ns = int(jump_ns)
+        self.resets: Counter = Counter()
         self.tolerance_ns = int(tolerance_ns)
         self.queue_size = int(queue_size)
         self.reorder_ns = int(reorder_ns)
@@ -133,18 +147,48 @@ class StereoSync:
 
     def add_left(self, stamp_ns: int, payload: Any) -> list[SyncEvent]:
         stamp_ns = int(stamp_ns)
+        early = self._check_jump("left", stamp_ns)
         if not self.stereo:
             self.left.high = max(self.left.high, stamp_ns)
             self._hold(SyncEvent("pair", stamp_ns, left=payload, left_stamp_ns=stamp_ns))
         else:
             self.left.insert((stamp_ns, next(self._seq), payload))
-        return self._step()
+        return early + self._step()
 
     def add_right(self, stamp_ns: int, payload: Any) -> list[SyncEvent]:
         if not self.stereo:
             raise ValueError("a mono synchroniser takes no right images")
-        self.right.insert((int(stamp_ns), next(self._seq), payload))
-        return self._step()
+        stamp_ns = int(stamp_ns)
+        early = self._check_jump("right", stamp_ns)
+        self.right.insert((stamp_ns, next(self._seq), payload))
+        return early + self._step()
+
+    def _check_jump(self, side: str, stamp_ns: int) -> list[SyncEvent]:
+        """A stamp far older than its stream's newest: the clock went back. Release what is held, drop what is
+        pending (reason `clock jumped back`), forget the time state; returns the events that became final."""
+        high = (self.left if side == "left" else self.right).high
+        if high == NEVER or stamp_ns >= high - (self.tolerance_ns + self.reorder_ns + self.jump_ns):
+            return []
+        reason = "clock jumped back"
+        self.resets[reason] += 1
+        log.warning("stereo sync: %s stamp %d is %.3f s older than the newest %s image: the clock jumped back; "
+                    "%d pending image(s) dropped, pairing restarts", side, stamp_ns, (high - stamp_ns) / 1e9, side,
+                    len(self.left.items) + len(self.right.items))
+        out = self._release(force=True)
+        for queue, qside in ((self.left, "left"), (self.right, "right")):
+            for item in list(queue.items):
+                queue.remove(item)
+                kw = {"left": item[2], "left_stamp_ns": item[0]} if qside == "left" else \
+                    {"right": item[2], "right_stamp_ns": item[0]}
+                self.drops[reason] += 1
+                out.append(SyncEvent("drop", item[0], reason=reason,
+                                     detail=f"{qside} stamp {item[0]} pending when a {side} image came with "
+                                            f"stamp {stamp_ns}", **kw))
+            queue.high = NEVER
+        for store in self.infos.values():  # the calibration stays valid; only its place in time is forgotten
+            store.items = [(NEVER, store.items[-1][1])] if store.items else []
+        self._released = NEVER
+        return out
 
     def add_info(self, side: str, stamp_ns: int, info: Any) -> list[SyncEvent]:
         self.infos[side].add(int(stamp_ns), info)
