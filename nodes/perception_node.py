@@ -8,13 +8,13 @@ bounded queue (`frame_queue`, oldest dropped when full), so the callbacks never 
 frame costs fresh ones, not latency.
 
 Outputs are what `perception.pipeline.outputs.write_result` writes for a replayed bag, published instead of
-written (`RosWriter`), plus any result field it does not write yet; stamps and frame_id are the input frame's
+written (`RosWriter`); stamps and frame_id are the input frame's
 (grids: the frame their origin is in, the pose's frame: odom). An output with no subscriber is not converted
 (transient-local maps are always published); with `lazy: true` a frame no output wants is not processed at all.
 `/diagnostics` carries per-stage timing, counts and drops by reason (`perception_nodes.diagnostics`).
 
 All stages run in this one process by default (`perception_node`): images are never copied between processes.
-`stereo_node` and `terrain_node` are the same node with only that stage's outputs enabled.
+`stereo_node`, `terrain_node` and `detect_node` are the same node with only that stage's outputs enabled.
 
 Messages cross the rclpy boundary as CDR bytes converted by the core (`perception_nodes.convert`). A malformed
 message (undecodable bytes, unknown encoding, truncated data, sizes that disagree) is counted under its reason
@@ -23,7 +23,6 @@ and the node goes on with the next frame.
 from __future__ import annotations
 
 import bisect
-import inspect
 import sys
 import threading
 import time
@@ -53,6 +52,7 @@ ODOM = "nav_msgs/msg/Odometry"
 GRID = "nav_msgs/msg/OccupancyGrid"
 DETECTIONS_TYPE = "vision_msgs/msg/Detection2DArray"
 DETECTIONS_FALLBACK = "std_msgs/msg/String"
+DIAGNOSTICS = "diagnostic_msgs/msg/DiagnosticArray"
 
 #: output topic -> message type (detections: vision_msgs where installed, else JSON in std_msgs/String)
 OUTPUT_TYPES = {
@@ -63,22 +63,24 @@ OUTPUT_TYPES = {
     T.SCENE_CLASS_MASK: IMAGE,
     T.SCENE_COLOR_MASK: IMAGE,
     T.DETECTIONS: DETECTIONS_TYPE,
+    T.WARNINGS: DIAGNOSTICS,  # one DiagnosticStatus per collision warning (perception.pipeline.outputs)
     T.OVERLAY: IMAGE,
     T.MAP_COSTMAP: GRID,
 }
 STAGE_OUTPUTS = {
     "stereo": (T.DISPARITY,),
     "terrain": (T.TERRAIN_LABELS, T.TERRAIN_CLASSES, T.TERRAIN_COSTMAP),
+    "detect": (T.DETECTIONS, T.WARNINGS),
 }
 #: the optional stages of the core and the outputs that need them (a node runs a stage only for its outputs)
 STAGE_NEEDED_BY = {
     "terrain": {T.TERRAIN_LABELS, T.TERRAIN_CLASSES, T.TERRAIN_COSTMAP, T.MAP_COSTMAP, T.OVERLAY},
     "scene": {T.SCENE_CLASS_MASK, T.SCENE_COLOR_MASK, T.MAP_COSTMAP, T.OVERLAY},
+    "detect": {T.DETECTIONS, T.WARNINGS, T.MAP_COSTMAP, T.OVERLAY},
 }
 #: PipelineConfig sections the core reads on every frame (changed in place, nothing restarted)
 LIVE_SECTIONS = {"disparity"}
 _REL = "/__perception_relative__"  # namespace handed to write_result; stripped again by RosWriter
-_WRITES_OVERLAY = "overlay" in inspect.signature(write_result).parameters
 
 
 def output_qos(topic: str, msgtype: str):
@@ -93,16 +95,13 @@ class RosWriter:
 
     def __init__(self, node: Any) -> None:
         self.node = node  # the PerceptionNode: wants(topic), publish(topic, msg), counters
-        self.written: set[str] = set()
 
     @staticmethod
     def _relative(topic: str) -> str:
         return topic[len(_REL) + 1:] if topic.startswith(_REL + "/") else topic
 
     def write_message(self, topic: str, msg: Any, timestamp_ns: int | None = None, *, static: bool = False) -> None:
-        name = self._relative(topic)
-        self.written.add(name)
-        self.node.publish(name, msg)
+        self.node.publish(self._relative(topic), msg)
 
 
 def _gated(name: str):
@@ -110,7 +109,6 @@ def _gated(name: str):
 
     def method(self: RosWriter, topic: str, *args, **kwargs):
         rel = self._relative(topic)
-        self.written.add(rel)
         if not self.node.wants(rel):
             self.node.counters.output(rel, False)
             return None
@@ -198,7 +196,7 @@ class _PerceptionNodeMixin:
         for topic in OUTPUT_CHOICES:
             if topic != "all" and topic in OUTPUT_TYPES and self._enabled(topic):
                 self._create_publisher(topic, OUTPUT_TYPES[topic])
-        self._diag_pub = self.create_publisher(convert.msg_type("diagnostic_msgs/msg/DiagnosticArray"),
+        self._diag_pub = self.create_publisher(convert.msg_type(DIAGNOSTICS),
                                                T.DIAGNOSTICS, convert.qos_profile(RELIABLE_QOS))
         self._subscribe_inputs()
         self._worker = threading.Thread(target=self._work, name="perception-pipeline", daemon=True)
@@ -239,10 +237,7 @@ class _PerceptionNodeMixin:
             if update:
                 changes[f.name] = replace(section, **update)
         config = replace(config, **changes) if changes else config
-        kwargs: dict[str, Any] = {}
-        if "terrain" in inspect.signature(Pipeline).parameters:
-            kwargs["terrain"] = bool(self.outputs & STAGE_NEEDED_BY["terrain"])
-        return Pipeline(config, **kwargs)
+        return Pipeline(config, terrain=bool(self.outputs & STAGE_NEEDED_BY["terrain"]))
 
     def _on_set_parameters(self, params):
         from rcl_interfaces.msg import SetParametersResult
@@ -451,52 +446,10 @@ class _PerceptionNodeMixin:
             self.get_logger().warning(f"frame {frame.header.stamp_ns} skipped: {result.error}",
                                       throttle_duration_sec=5.0)
             return
-        writer = RosWriter(self)
-        kwargs = {"overlay": self.wants(T.OVERLAY)} if _WRITES_OVERLAY else {}  # compose only for a subscriber
-        write_result(writer, result, namespace=_REL, copy_inputs=False, **kwargs)
-        self._publish_rest(result, writer.written)
+        write_result(RosWriter(self), result, namespace=_REL, copy_inputs=False,
+                     overlay=self.wants(T.OVERLAY))  # the overlay is composed only for a subscriber
         self.counters.frame_done(result.timings_ms, (time.perf_counter() - t0) * 1e3)
         self._stage_summary = self.pipeline.times.summary()  # taken here: the pipeline's stats are not thread-safe
-
-    def _publish_rest(self, result, written: set[str]) -> None:
-        """Result fields `write_result` does not publish (yet), with the same conventions."""
-        header = result.header
-        grid_header = Header(header.stamp_ns, getattr(result, "map_frame_id", None) or "odom")
-
-        def wanted(topic: str, value) -> bool:
-            if value is None or topic in written or not self._enabled(topic):
-                return False
-            if not self.wants(topic):
-                self.counters.output(topic, False)
-                return False
-            return True
-
-        def image(topic: str, array, encoding: str | None = None) -> None:
-            if wanted(topic, array):
-                self.publish(topic, M.image_to_msg(header, np.asarray(array), encoding, topic=topic))
-
-        def grid(topic: str, g) -> None:
-            if wanted(topic, g):
-                self.publish(topic, M.occupancy_grid_to_msg(grid_header, g.data, g.resolution, g.origin_xy_yaw))
-
-        near = result.near
-        labels = getattr(getattr(near, "labels", None), "image", None) if near is not None else None
-        image(T.TERRAIN_LABELS, labels, "mono8")
-        image(T.TERRAIN_CLASSES, getattr(result.terrain, "classes", None), "mono8")
-        grid(T.TERRAIN_COSTMAP, result.terrain_map)
-        grid(T.MAP_COSTMAP, result.fused_map)
-        scene = result.scene
-        if scene is not None:
-            image(T.SCENE_CLASS_MASK, getattr(scene, "class_mask", None), "mono8")
-            image(T.SCENE_COLOR_MASK, getattr(scene, "color_mask", None), "bgr8")
-        if wanted(T.DETECTIONS, result.detections):
-            self.publish(T.DETECTIONS, M.detections_to_msg(header, result.detections))
-        if wanted(T.OVERLAY, True):
-            try:
-                from perception.viewer.overlay import compose
-            except ImportError:  # the viewer's overlay is not in this checkout yet
-                return
-            image(T.OVERLAY, compose(result), "bgr8")
 
     # --- outputs -----------------------------------------------------------------------------------------------
     def _create_publisher(self, topic: str, msgtype: str):
@@ -615,8 +568,13 @@ def terrain_main(args: list[str] | None = None) -> int:
     return _interruptible(run, "terrain", STAGE_OUTPUTS["terrain"], args)
 
 
+def detect_main(args: list[str] | None = None) -> int:
+    """`detect_node`: the same node publishing only the detection stage's outputs (detections, warnings)."""
+    return _interruptible(run, "detect", STAGE_OUTPUTS["detect"], args)
+
+
 if __name__ == "__main__":
     raise SystemExit(main())
 
 
-__all__ = ["RosWriter", "create_node", "main", "node_class", "output_qos", "run", "stereo_main", "terrain_main"]
+__all__ = ["RosWriter", "create_node", "main", "node_class", "output_qos", "run", "stereo_main", "terrain_main", "detect_main"]

@@ -29,6 +29,8 @@ from perception.params import param, validate_config
 
 @dataclass(frozen=True)
 class DetectConfig:
+    enabled: bool = param(True, "run detection (detections, warnings, obstacles in map/costmap)")
+    to_map: bool = param(True, "paint ranged detections into the fused map (map/costmap) as lethal footprints")
     model: str = param("", "detector ONNX (empty: the shipped engines/detect_sim_camvid.onnx)", choices=None)
     backend: str = param("auto", "engine backend", choices=("auto", "onnxruntime", "tensorrt"))
     score_threshold: float = param(0.3, "score threshold for every class", 0.0, 1.0)
@@ -70,6 +72,9 @@ class DetectStage:
             self.detector.thresholds[self.detector.class_names.index("pedestrian")] = config.pedestrian_threshold
         self.tracker = Tracker(tracker)
         self.warning_config = warnings
+
+    def close(self) -> None:
+        self.detector.close()
 
     def process(self, frame, disparity: np.ndarray | None = None, T_base_camera=None) -> DetectOutput:
         """`frame`: perception.frame.Frame (left image, header, camera infos). `disparity`: HxW (px, NaN invalid)

@@ -1,12 +1,11 @@
 """Per-frame composition of the stages, with per-stage timing and per-frame error isolation.
 
-Order: rectify (raw inputs only) -> disparity -> points -> ground + near-range labels -> long-range terrain
-classes (bands, feature net, online classifier) -> terrain map. A frame that fails a stage with a `PerceptionError`
-(bad encoding, mismatched sizes, missing calibration...) is counted under its reason and the pipeline goes
-on with the next frame; nothing escapes `process`.
-
-Stages of DESIGN.md not in this release are listed in `NOT_BUILT` with their issue, so every front end
-(demo, replay, nodes) says the same thing about them.
+Order: rectify (raw inputs only) -> scene -> disparity -> points -> ground + near-range labels -> detection
+(boxes, stereo range, tracks, warnings; base_link from the ground plane) -> long-range terrain classes (bands,
+feature net, online classifier) -> maps (terrain; fused = terrain + scene costs + this frame's detection
+footprints). A mono frame gets scene and detection (no range). A frame that fails a stage with a
+`PerceptionError` (bad encoding, mismatched sizes, missing calibration...) is counted under its reason and the
+pipeline goes on with the next frame; nothing escapes `process`.
 """
 from __future__ import annotations
 
@@ -19,10 +18,14 @@ from typing import Any
 import numpy as np
 
 from perception.camera.rectify import StereoRectifier
+from perception.detect.alerts import WarningConfig
+from perception.detect.stage import DetectConfig, DetectStage, default_T_base_camera
+from perception.detect.tracking import TrackerConfig
 from perception.errors import InputError, PerceptionError
 from perception.frame import Frame, Header
 from perception.sources.base import SourceStats
 from perception.mapping import MapConfig
+from perception.mapping.footprints import paint_footprints
 from perception.pipeline.scene_stage import SceneStageConfig, scene_observations
 from perception.pipeline.terrain_stage import MapOutputConfig, TerrainStage
 from perception.scene.costs import SceneCostTable
@@ -32,13 +35,12 @@ from perception.stereo.ground import GroundConfig
 from perception.stereo.near_range import NearRangeResult
 from perception.stereo.points import disparity_to_points, stereo_geometry
 from perception.stereo.windows import LabelConfig
-from perception.terrain.bands import BandConfig
+from perception.terrain.bands import BandConfig, ground_frame
 from perception.terrain.classifier import ClassifierConfig
 from perception.terrain.long_range import LongRangeConfig
 
-STAGES = ("rectify", "disparity", "scene", "points", "ground", "labels", "bands", "features", "update", "paint",
-          "map")
-NOT_BUILT = {"detect": 8}
+STAGES = ("rectify", "disparity", "scene", "points", "ground", "labels", "detect", "track", "bands", "features",
+          "update", "paint", "map")
 
 
 @dataclass
@@ -55,6 +57,9 @@ class PipelineConfig:
     costmap: MapOutputConfig = field(default_factory=MapOutputConfig)
     scene: SceneStageConfig = field(default_factory=SceneStageConfig)
     scene_costs: SceneCostTable = field(default_factory=SceneCostTable)
+    detect: DetectConfig = field(default_factory=DetectConfig)
+    tracker: TrackerConfig = field(default_factory=TrackerConfig)
+    warnings: WarningConfig = field(default_factory=WarningConfig)
 
 
 @dataclass
@@ -73,7 +78,7 @@ class FrameResult:
     fused_map: Any = None  # perception.mapping.MapGrid: `map/costmap` for the planner
     map_frame_id: str = "odom"  # the maps' frame (the pose's parent); the images keep the camera's frame_id
     scene: Any = None  # perception.scene.parser.SceneResult (`scene/class_mask`, `scene/color_mask`)
-    detections: Any = None  # issue 8
+    detections: Any = None  # perception.detect.stage.DetectOutput (`detections`, `warnings`, tracks, obstacles)
     timings_ms: dict[str, float] = field(default_factory=dict)
     error: str = ""
 
@@ -124,12 +129,12 @@ class Pipeline:
                                     default_weights=default_weights) if terrain else None
         self.scene = SceneParser(scene_model, backend=c.scene.backend,
                                  threads=c.scene.threads or None) if c.scene.enabled else None
+        self.detect = DetectStage(c.detect, c.tracker, c.warnings) if c.detect.enabled else None
 
     def close(self) -> None:
-        if self.terrain is not None:
-            self.terrain.close()
-        if self.scene is not None:
-            self.scene.close()
+        for stage in (self.terrain, self.scene, self.detect):
+            if stage is not None:
+                stage.close()
 
     @contextmanager
     def _timed(self, result: FrameResult, stage: str):
@@ -165,6 +170,8 @@ class Pipeline:
                 result.disparity = compute_disparity(result.frame.left, result.frame.right, self.config.disparity)
             if self.terrain is not None:
                 self._terrain(result)
+            else:
+                self._detect(result, self._base_from_camera(None))
         except PerceptionError as err:
             result.error = str(err)
             self.stats.skip(type(err).__name__, result.error)
@@ -179,6 +186,29 @@ class Pipeline:
                              subject=f"frame {frame.index}", hint="enable scene.enabled, or give a stereo source")
         with self._timed(result, "scene"):
             result.scene = self.scene.parse(frame.left, result.header)
+        self._detect(result, self._base_from_camera(None))
+
+    def _base_from_camera(self, ground) -> np.ndarray:
+        """base_link <- left optical frame: the camera's foot frame from the ground plane (else level, at the
+        foot), shifted by where the foot is on the robot (`costmap.camera_x_m`, `camera_y_m`)."""
+        if ground is not None and ground.ok:
+            T = ground_frame(ground.primary.normal, ground.primary.d)
+        else:
+            T = default_T_base_camera()
+        T[0, 3] += self.config.costmap.camera_x_m
+        T[1, 3] += self.config.costmap.camera_y_m
+        return T
+
+    def _detect(self, result: FrameResult, T_base_camera: np.ndarray) -> None:
+        if self.detect is None:
+            return
+        disparity = result.disparity.disparity if result.disparity is not None else None
+        out = self.detect.process(result.frame, disparity, T_base_camera)
+        result.detections = out
+        # "track": stereo ranging, tracking, warnings and footprints
+        for name, ms in (("detect", out.timings["detect_ms"]), ("track", out.timings["range_ms"] + out.timings["track_ms"])):
+            result.timings_ms[name] = ms
+            self.times.add(name, ms)
 
     def _terrain(self, result: FrameResult) -> None:
         frame, disp, stage = result.frame, result.disparity, self.terrain
@@ -191,6 +221,7 @@ class Pipeline:
             result.timings_ms[name] = ms
             self.times.add(name, ms)
         result.near = NearRangeResult(ground, labels, disp)
+        self._detect(result, self._base_from_camera(ground))
         far = None
         if stage.long_range is not None:
             far = stage.long_range.process(frame.left, frame.left_info, ground, labels)
@@ -205,4 +236,7 @@ class Pipeline:
                                                 self.config.scene))
             result.terrain_map, result.fused_map = stage.update_map(
                 frame.pose, result.header.stamp_ns, frame.left_info, ground, labels, far, extra)
+            if result.detections is not None and self.config.detect.to_map:
+                result.fused_map = paint_footprints(result.fused_map, [o.polygon for o in result.detections.obstacles],
+                                                    frame.pose)
         result.map_frame_id = frame.pose.frame if frame.pose is not None else "odom"

@@ -1,7 +1,8 @@
 """Offline runs: frames from a source through the pipeline into an output bag, with progress and a summary.
 
 Used by `perception replay` (a recorded bag) and `perception demo` (the synthetic drive). `rate` = 0 runs
-as fast as the CPU allows; `rate` = 1.0 paces frames at their recorded stamps (2.0 twice as fast).
+as fast as the CPU allows; `rate` = 1.0 paces frames at their recorded stamps (2.0 twice as fast); a jump in
+the recorded clock (backwards, or over `MAX_PACED_GAP_NS` forwards) restarts the pacing at that frame.
 """
 from __future__ import annotations
 
@@ -15,9 +16,12 @@ from pathlib import Path
 from tqdm import tqdm
 
 from perception.io.bag_writer import BagWriter
-from perception.pipeline.core import NOT_BUILT, FrameResult, Pipeline
+from perception.pipeline.core import FrameResult, Pipeline
 from perception.pipeline.outputs import write_result
 from perception.sources.base import FrameSource
+
+
+MAX_PACED_GAP_NS = 5_000_000_000  # a stamp step back, or forward by more than this, is a clock jump, not a pause
 
 
 @dataclass
@@ -38,7 +42,7 @@ class RunSummary:
         return {
             "frames_in": self.frames_in, "used": self.used, "skipped": self.skipped, "stages": self.stages,
             "wall_s": round(self.wall_s, 3), "fps": round(self.fps, 2), "out": self.out,
-            "messages_written": self.messages_written, "not_built": dict(NOT_BUILT),
+            "messages_written": self.messages_written,
         }
 
     def text(self) -> str:
@@ -47,7 +51,6 @@ class RunSummary:
         lines.append(f"time: {self.wall_s:.1f} s, {self.fps:.1f} frames/s")
         lines += [f"  {stage:<10} mean {s['mean_ms']:7.1f} ms  p99 {s['p99_ms']:7.1f} ms" for stage, s in self.stages.items()]
         lines.append(f"output: {self.out} ({self.messages_written} messages)")
-        lines.append("not built yet in this release: " + ", ".join(f"{k} (issue {v})" for k, v in NOT_BUILT.items()))
         return "\n".join(lines)
 
 
@@ -58,15 +61,19 @@ def run_offline(source: FrameSource, out: str | Path | None, *, pipeline: Pipeli
     """Process every frame of `source`, writing outputs to the bag `out` (None: no bag); return the summary."""
     pipeline = pipeline or Pipeline()
     t_start = time.perf_counter()
-    first_stamp: int | None = None
+    anchor: tuple[int, float] | None = None  # (stamp, wall time) that pacing counts from
+    last_stamp: int | None = None
     bag = BagWriter(out, storage=storage, overwrite=overwrite) if out is not None else nullcontext()
     with bag as writer, source:
         bar = tqdm(total=total, unit="frame", file=sys.stderr, disable=not progress, desc="perception")
         for frame in source:
             if rate > 0:
-                first_stamp = frame.header.stamp_ns if first_stamp is None else first_stamp
-                due = (frame.header.stamp_ns - first_stamp) * 1e-9 / rate
-                ahead = due - (time.perf_counter() - t_start)
+                stamp = frame.header.stamp_ns
+                jumped = last_stamp is not None and not 0 <= stamp - last_stamp <= MAX_PACED_GAP_NS
+                if anchor is None or jumped:  # a clock jump in the recording restarts the pacing there
+                    anchor = (stamp, time.perf_counter())
+                last_stamp = stamp
+                ahead = (stamp - anchor[0]) * 1e-9 / rate - (time.perf_counter() - anchor[1])
                 if ahead > 0:
                     time.sleep(ahead)  # pacing to the recorded clock, not synchronisation
             result = pipeline.process(frame)

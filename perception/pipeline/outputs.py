@@ -17,6 +17,20 @@ def ros_disparity(disparity: np.ndarray, min_d: float) -> np.ndarray:
     return np.where(np.isfinite(disparity), disparity, np.float32(min_d - 1.0)).astype(np.float32)
 
 
+def warning_statuses(warnings) -> list:
+    """Collision warnings as diagnostic_msgs/DiagnosticStatus (the `warnings` topic: a standard type every ROS
+    tool shows). Level WARN for a caution, ERROR for a warning; the values carry the numbers. An empty list
+    (published every frame) says "nothing to warn about"."""
+    from perception.io.messages import DiagnosticStatus
+
+    return [DiagnosticStatus(name=f"perception/warnings/{w.kind}", level="ERROR" if w.level == "warning" else "WARN",
+                             message=w.message, hardware_id=str(w.track_id),
+                             values={"kind": w.kind, "level": w.level, "track_id": w.track_id, "class": w.class_id,
+                                     "range_m": f"{w.range_m:.2f}", "ttc_s": f"{w.ttc_s:.2f}",
+                                     "x_m": f"{w.position[0]:.2f}", "y_m": f"{w.position[1]:.2f}"})
+            for w in warnings]
+
+
 def write_result(writer: BagWriter, result: FrameResult, *, namespace: str = T.OUTPUT_NAMESPACE,
                  copy_inputs: bool = True, overlay: bool = True) -> None:
     """Write what `result` holds; a skipped frame writes nothing. `overlay`: also the composed `overlay` image
@@ -52,6 +66,10 @@ def write_result(writer: BagWriter, result: FrameResult, *, namespace: str = T.O
     if scene is not None:
         writer.write_image(T.absolute(T.SCENE_CLASS_MASK, namespace), header, scene.class_mask)
         writer.write_image(T.absolute(T.SCENE_COLOR_MASK, namespace), header, scene.color_mask)
+    det = result.detections
+    if det is not None:
+        writer.write_detections(T.absolute(T.DETECTIONS, namespace), header, det.detections)
+        writer.write_diagnostics(T.absolute(T.WARNINGS, namespace), header, warning_statuses(det.warnings))
     map_header = Header(header.stamp_ns, result.map_frame_id)
     for topic, grid in ((T.TERRAIN_COSTMAP, result.terrain_map), (T.MAP_COSTMAP, result.fused_map)):
         if grid is not None:

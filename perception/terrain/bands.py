@@ -320,16 +320,31 @@ def pixels_to_ground(uv: np.ndarray, normal: np.ndarray, d: float, camera) -> np
     """
     fx, fy, cx, cy, _w, _h = intrinsics(camera)
     n = np.asarray(normal, dtype=np.float64)
-    f = np.array([0.0, 0.0, 1.0]) - n[2] * n
-    f /= np.linalg.norm(f)
-    left = np.cross(n, f)
+    axes = ground_frame(n, d)[:3, :3]
     uv = np.asarray(uv, dtype=np.float64).reshape(-1, 2)
     r = np.stack([(uv[:, 0] - cx) / fx, (uv[:, 1] - cy) / fy, np.ones(len(uv))], 1)
     den = r @ n
     with np.errstate(divide="ignore", invalid="ignore"):
         t = np.where(den < -1e-9, -d / den, np.nan)
     p = r * t[:, None]
-    return np.stack([p @ f, p @ left], 1)
+    return p @ axes[:2].T
+
+
+def ground_frame(normal: np.ndarray, d: float) -> np.ndarray:
+    """4x4 transform from the camera's optical frame to the ground frame of `pixels_to_ground`: origin at the
+    camera's foot on the plane n.p + d = 0 (n the unit up normal in the optical frame, d the camera height),
+    x forward (the optical axis projected on the plane), y left, z up.
+
+    >>> ground_frame(np.array([0.0, -1.0, 0.0]), 1.5) @ [0.0, 0.0, 10.0, 1.0]  # 10 m ahead at camera height
+    array([10. ,  0. ,  1.5,  1. ])
+    """
+    n = np.asarray(normal, dtype=np.float64)
+    f = np.array([0.0, 0.0, 1.0]) - n[2] * n
+    f /= np.linalg.norm(f)
+    T = np.eye(4)
+    T[:3, :3] = np.stack([f, np.cross(n, f), n])
+    T[2, 3] = float(d)
+    return T
 
 
 def ground_points(uv: np.ndarray, plan: BandPlan) -> np.ndarray:

@@ -2,8 +2,9 @@
 
 One binary message per frame: 4 bytes big-endian header length N, N bytes of JSON header, then the parts' bytes.
 Header: `seq`, `stamp_ns`, `frame_id`, `width`, `height`, `layers` (those with content), `timings_ms`,
-`total_ms`, `encode_ms`, `error` (a skipped frame's reason), `palettes`, `parts` (name, MIME type, offset,
-length) and whatever the server adds (`pipeline_fps`, `counters`). Parts:
+`total_ms`, `encode_ms`, `error` (a skipped frame's reason), `palettes`, `objects` (detections: class, score,
+range_m, track_id), `warnings` (collision warnings: kind, level, class, range_m, ttc_s, message), `parts`
+(name, MIME type, offset, length) and whatever the server adds (`pipeline_fps`, `counters`). Parts:
 
 - ``image``          the rectified left image, JPEG
 - ``codes:<layer>``  an indexed layer (classes, disparity): its codes as a one-channel PNG, coloured in the page
@@ -50,6 +51,21 @@ def _encode(ext: str, image: np.ndarray, params: list[int]) -> bytes:
     return buf.tobytes()
 
 
+def _finite(value: Any) -> float | None:
+    v = float(value) if value is not None else None
+    return round(v, 2) if v is not None and np.isfinite(v) else None
+
+
+def objects_and_warnings(result: Any) -> tuple[list[dict], list[dict]]:
+    """The detections and collision warnings of `result`, as the page lists them."""
+    dets, warnings = O.detections_and_warnings(result)
+    objects = [{"class": str(d.class_id), "score": round(float(d.score), 2), "range_m": _finite(d.range_m),
+                "track_id": str(d.track_id)} for d in dets]
+    alerts = [{"kind": w.kind, "level": w.level, "class": w.class_id, "track_id": str(w.track_id),
+               "range_m": _finite(w.range_m), "ttc_s": _finite(w.ttc_s), "message": w.message} for w in warnings]
+    return objects, alerts
+
+
 def encode_frame(result: Any, seq: int, options: EncodeOptions = EncodeOptions(), **extra) -> Packet:
     """`result` as one frame message (module docstring); `extra` goes into the header."""
     t0 = time.perf_counter()
@@ -68,6 +84,7 @@ def encode_frame(result: Any, seq: int, options: EncodeOptions = EncodeOptions()
     encode_ms = (time.perf_counter() - t0) * 1e3
     header = getattr(result, "header", None)
     timings = {k: round(float(v), 2) for k, v in (getattr(result, "timings_ms", None) or {}).items()}
+    objects, alerts = objects_and_warnings(result)
     offset, meta = 0, []
     for name, kind, data in parts:
         meta.append({"name": name, "type": kind, "offset": offset, "length": len(data)})
@@ -77,7 +94,8 @@ def encode_frame(result: Any, seq: int, options: EncodeOptions = EncodeOptions()
         "frame_id": str(getattr(header, "frame_id", "") or ""), "width": int(base.shape[1]),
         "height": int(base.shape[0]), "layers": available, "timings_ms": timings,
         "total_ms": round(sum(timings.values()), 2), "encode_ms": round(encode_ms, 2),
-        "error": str(getattr(result, "error", "") or ""), "palettes": palettes, **extra, "parts": meta,
+        "error": str(getattr(result, "error", "") or ""), "palettes": palettes, "objects": objects,
+        "warnings": alerts, **extra, "parts": meta,
     }
     head_bytes = json.dumps(head).encode()
     data = struct.pack(">I", len(head_bytes)) + head_bytes + b"".join(p[2] for p in parts)

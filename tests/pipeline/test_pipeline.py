@@ -82,3 +82,29 @@ def test_raw_frame_is_rectified_with_its_camera_info():
     assert result.ok, result.error
     assert result.frame.rectified and result.frame.left_info.is_rectified
     assert not np.array_equal(result.frame.left, left)  # distortion was removed
+
+
+def test_paced_replay_restarts_its_clock_at_a_jump_in_the_stamps():
+    """--rate 1: frames wait for their recorded time, but a jump in the recording (an hour forward, then back)
+    is not waited out: the pacing restarts at the jumped frame."""
+    import time
+
+    from perception.pipeline.offline import run_offline
+    from perception.sources.base import FrameSource
+
+    stamps_s = [0.0, 0.3, 3600.0, 3600.3, 5.0]
+
+    class Frames(FrameSource):
+        def __iter__(self):
+            for i, s in enumerate(stamps_s):
+                f = stereo_frame(i)
+                yield Frame(Header(int(s * 1e9), f.header.frame_id), f.left, f.right, f.left_info, f.right_info,
+                            rectified=True, index=i)
+
+    pipe = Pipeline(PipelineConfig(disparity=DisparityConfig(num_disparities=32),
+                                   scene=SceneStageConfig(enabled=False)), terrain=False)
+    t0 = time.monotonic()
+    summary = run_offline(Frames(), None, pipeline=pipe, rate=1.0, progress=False)
+    wall = time.monotonic() - t0
+    assert summary.used == len(stamps_s)
+    assert 0.6 <= wall < 60.0  # the two 0.3 s steps are paced; the hour is not

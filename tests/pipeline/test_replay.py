@@ -9,8 +9,8 @@ from rosbags.highlevel import AnyReader
 
 from perception.cli import main
 from perception.topics import (
-    DISPARITY, LEFT_IMAGE, MAP_COSTMAP, OVERLAY, SCENE_CLASS_MASK, SCENE_COLOR_MASK, TERRAIN_CLASSES,
-    TERRAIN_COSTMAP, TERRAIN_LABELS, absolute,
+    DETECTIONS, DISPARITY, LEFT_IMAGE, MAP_COSTMAP, OVERLAY, SCENE_CLASS_MASK, SCENE_COLOR_MASK, TERRAIN_CLASSES,
+    TERRAIN_COSTMAP, TERRAIN_LABELS, WARNINGS, absolute,
 )
 
 
@@ -55,7 +55,7 @@ def test_replay_writes_terrain_outputs_for_every_euroc_pair(data_dir, tmp_path, 
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert {"ground", "labels", "map"} <= set(summary["stages"])
     inputs = read_headers(bag_in, "/stereo/left/image_raw")
-    for topic in (TERRAIN_LABELS, TERRAIN_CLASSES, OVERLAY, SCENE_CLASS_MASK, SCENE_COLOR_MASK):
+    for topic in (TERRAIN_LABELS, TERRAIN_CLASSES, OVERLAY, SCENE_CLASS_MASK, SCENE_COLOR_MASK, DETECTIONS, WARNINGS):
         assert read_headers(out, absolute(topic)) == inputs, topic
     stamps = [s for s, _ in inputs]
     for topic in (TERRAIN_COSTMAP, MAP_COSTMAP):
@@ -84,3 +84,34 @@ def test_replay_refuses_an_output_that_exists(data_dir, tmp_path):
     (out / "keep.txt").write_text("not a bag")
     assert main(["replay", str(data_dir / "euroc_stereo_bag"), "--out", str(out)]) == 2
     assert (out / "keep.txt").read_text() == "not a bag"
+
+
+def test_replay_of_a_synthetic_drive_writes_ranged_detections_and_paints_them_into_the_fused_map(tmp_path, capsys):
+    """The synthetic bag (with its odometry) through replay: detections with stereo range at every frame's
+    stamp, warnings every frame, and their footprints in the fused map: lethal cells the terrain map lacks."""
+    from perception.io import messages as M
+
+    bag_in, out = tmp_path / "drive", tmp_path / "out.mcap"
+    assert main(["sim", "record", "--out", str(bag_in), "--frames", "3", "--seed", "7"]) == 0
+    params = tmp_path / "params.yaml"  # scene costs off: detections are then all the fused map adds
+    params.write_text("/**:\n  ros__parameters:\n    scene:\n      to_map: false\n")
+    assert main(["replay", str(bag_in), "--out", str(out), "--json", "--no-copy-inputs", "--params", str(params)]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["used"] == 3 and {"detect", "track"} <= set(summary["stages"])
+    inputs = read_headers(out, absolute(DISPARITY))
+    assert len(inputs) == 3
+    assert read_headers(out, absolute(DETECTIONS)) == inputs and read_headers(out, absolute(WARNINGS)) == inputs
+    ranged, lethal_gain = 0, []
+    with AnyReader([out]) as reader:
+        conns = {c.topic: c for c in reader.connections}
+        for _, _, raw in reader.messages(connections=[conns[absolute(DETECTIONS)]]):
+            dets = M.detections_from_msg(reader.deserialize(raw, "vision_msgs/msg/Detection2DArray"))
+            ranged += sum(d.range_m is not None and 1.0 < d.range_m < 100.0 for d in dets)
+        grids = {}
+        for topic in (TERRAIN_COSTMAP, MAP_COSTMAP):
+            grids[topic] = [np.asarray(reader.deserialize(raw, "nav_msgs/msg/OccupancyGrid").data, np.int8)
+                            for _, _, raw in reader.messages(connections=[conns[absolute(topic)]])]
+    assert ranged >= 3  # the seed-7 drive has road users in view in every frame
+    for terrain, fused in zip(grids[TERRAIN_COSTMAP], grids[MAP_COSTMAP]):
+        lethal_gain.append(int(((fused == 100) & (terrain != 100)).sum()))
+    assert max(lethal_gain) > 0, lethal_gain

@@ -1,4 +1,4 @@
-"""`perception run`: live sources through the pipeline; a mono source gets scene parsing only."""
+"""`perception run`: live sources through the pipeline; a mono source gets scene parsing and detection."""
 import json
 
 import cv2
@@ -17,13 +17,14 @@ def test_run_on_a_mono_image_folder_writes_scene_outputs(tmp_path, capsys):
     out = tmp_path / "out.mcap"
     assert main(["run", "--source", str(folder), "--no-viewer", "--out", str(out), "--json"]) == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert summary["used"] == 3 and set(summary["stages"]) == {"scene"}
+    assert summary["used"] == 3 and set(summary["stages"]) == {"scene", "detect", "track"}
     with AnyReader([out]) as reader:
         counts = {c.topic: c.msgcount for c in reader.connections}
         conn = next(c for c in reader.connections if c.topic == "/perception/scene/class_mask")
         _, _, raw = next(reader.messages(connections=[conn]))
         msg = reader.deserialize(raw, conn.msgtype)
     assert counts["/perception/image"] == 3 and counts["/perception/scene/class_mask"] == 3
+    assert counts["/perception/detections"] == 3 and counts["/perception/warnings"] == 3  # empty arrays included
     assert (msg.width, msg.height) == (120, 90)  # the input's resolution, not the network's
 
 

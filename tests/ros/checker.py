@@ -75,11 +75,27 @@ class Checker:
         self.rclpy.shutdown()
 
 
+def stamp_of(msg) -> int:
+    """The header stamp of an output message (detections as JSON carry theirs inside)."""
+    from perception.io import messages as M
+
+    if msg.__msgtype__ == "std_msgs/msg/String":
+        return int(json.loads(msg.data)["stamp_ns"])
+    return M.stamp_ns(msg.header.stamp)
+
+
 def _summary(topic: str, msg) -> dict:
     from perception.io import messages as M
 
-    out = {"stamp_ns": M.stamp_ns(msg.header.stamp), "frame_id": str(msg.header.frame_id)}
     kind = msg.__msgtype__
+    if kind == "std_msgs/msg/String":  # detections as JSON where vision_msgs is not installed (docs/ros.md)
+        data = json.loads(msg.data)
+        return {"stamp_ns": int(data["stamp_ns"]), "frame_id": str(data["frame_id"]), "count": len(data["detections"])}
+    out = {"stamp_ns": M.stamp_ns(msg.header.stamp), "frame_id": str(msg.header.frame_id)}
+    if kind == "diagnostic_msgs/msg/DiagnosticArray":
+        out["count"] = len(msg.status)
+    elif kind == "vision_msgs/msg/Detection2DArray":
+        out["count"] = len(msg.detections)
     if kind == "sensor_msgs/msg/Image":
         out.update(width=int(msg.width), height=int(msg.height), encoding=str(msg.encoding), bytes=len(msg.data))
     elif kind == "stereo_msgs/msg/DisparityImage":
@@ -202,7 +218,7 @@ def run_pipeline(args) -> dict:
         # every output of every frame, on each topic that got any (reliable delivery may repair a lost sample
         # a moment later; the test judges which topics must have them)
         def complete() -> bool:
-            return all({M.stamp_ns(m.header.stamp) for _, m in msgs} >= set(used)
+            return all({stamp_of(m) for _, m in msgs} >= set(used)
                        for t, msgs in c.received.items() if msgs and t != T.DIAGNOSTICS)
         out["complete"] = c.spin_until(complete, 15.0)
         out["timings_s"]["frames"] = round(time.monotonic() - t0, 2)

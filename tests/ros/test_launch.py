@@ -83,5 +83,5 @@ def test_colcon_setup_installs_the_launch_files_and_the_node_executables():
     setup = (REPO / "setup.py").read_text()
     assert 'tree("launch", ("*.py", "*.yaml"))' in setup
     assert "install_scripts=$base/lib/perception" in (REPO / "setup.cfg").read_text()
-    for name in ("perception_node", "stereo_node", "terrain_node"):
+    for name in ("perception_node", "stereo_node", "terrain_node", "detect_node"):
         assert name in _scripts()

@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 import pytest
 
+from perception.detect.alerts import CollisionWarning
 from perception.frame import Header
 from perception.viewer.server import Viewer
 from tests.viewer.cdp import CHROMIUM, Chromium
@@ -110,9 +111,22 @@ def test_page_loads_updates_toggles_and_screenshots(chromium_profile, tmp_path, 
                 const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
                 let n = 0; for (let i = 0; i < d.length; i += 4) { if (d[i + 3] > 0) n++; } return n; })()""")
             assert map_pixels == 400 * 400
+            # the detected objects are listed
+            objects = await page.evaluate("document.querySelectorAll('#objects tr').length")
+            assert objects == len(last.detections.detections) > 0
+            png = await page.screenshot()  # (before the made-up warning below)
+            # a collision warning shows as a banner
+            warning = CollisionWarning("pedestrian_in_path", "warning", 7, "pedestrian", 6.0, 1.2, (6.0, 0.3),
+                                       "warning: pedestrian 7 in path at 6.0 m", last.header)
+            warned = dataclasses.replace(last, header=Header(last.header.stamp_ns + 1, last.header.frame_id),
+                                         detections=dataclasses.replace(last.detections, warnings=[warning]))
+            viewer.publish(warned)
+            await page.wait_for("document.querySelectorAll('#warnings div.warning').length === 1",
+                                what="the warning banner")
+            assert await page.evaluate("document.querySelector('#warnings div').textContent") == warning.message
             errors = [m for m in page.console if "exception" in m or "bad frame" in m]
             assert not errors, errors
-            return await page.screenshot()
+            return png
 
     try:
         png = asyncio.run(main())

@@ -230,7 +230,7 @@ def test_a_browser_that_connects_later_gets_the_last_frame(viewer, drive_results
 
 def test_a_skipped_frame_is_shown_with_its_reason(viewer, drive_results):
     r = dataclasses.replace(drive_results[0], near=None, terrain=None, disparity=None, fused_map=None,
-                            terrain_map=None, scene=None, error="frame 0: is mono")
+                            terrain_map=None, scene=None, detections=None, error="frame 0: is mono")
     viewer.publish(r)
 
     async def main():

@@ -125,8 +125,33 @@
     const err = $("error");
     err.hidden = !head.error;
     err.textContent = head.error ? "frame skipped: " + head.error : "";
+    showObjects(head);
     const stamp = (head.stamp_ns / 1e9).toFixed(3);
     $("frame-info").textContent = `${head.width}x${head.height}  frame_id ${head.frame_id}  stamp ${stamp} s`;
+  }
+
+  // Collision warnings (most urgent first, as the pipeline orders them) and the detected objects.
+  function showObjects(head) {
+    const box = $("warnings");
+    box.textContent = "";
+    for (const w of head.warnings || []) {
+      const div = document.createElement("div");
+      div.className = w.level;
+      div.textContent = w.message;
+      box.append(div);
+    }
+    const objects = head.objects || [];
+    const body = $("objects").tBodies[0];
+    body.textContent = "";
+    for (const o of objects) {
+      const tr = body.insertRow();
+      tr.insertCell().textContent = o.class + (o.track_id ? " #" + o.track_id : "");
+      tr.insertCell().textContent = o.score.toFixed(2);
+      const r = tr.insertCell();
+      r.className = "ms";
+      r.textContent = o.range_m === null ? "no range" : o.range_m.toFixed(1) + " m";
+    }
+    $("object-count").textContent = "(" + objects.length + ")";
   }
 
   // A one-channel PNG of codes -> an RGBA bitmap through a 256-entry palette (flat [r, g, b, a, ...]).
