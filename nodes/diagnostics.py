@@ -54,7 +54,8 @@ class NodeCounters:
 
     def statuses(self, node_name: str, stage_summary: dict[str, dict[str, float]], *, hardware_id: str = "",
                  subscribers: dict[str, int] | None = None,
-                 publishers: dict[str, int] | None = None) -> list[DiagnosticStatus]:
+                 publishers: dict[str, int] | None = None,
+                 resets: dict[str, int] | None = None) -> list[DiagnosticStatus]:
         with self._lock:
             now = time.monotonic()
             t0, processed0, dropped0 = self._last_report
@@ -86,6 +87,8 @@ class NodeCounters:
                 values[f"outputs.{topic}.subscribers"] = n
             for topic, n in sorted((publishers or {}).items()):
                 values[f"inputs.{topic}.publishers"] = n
+            for what, n in sorted((resets or {}).items()):  # state restarted at clock jumps
+                values[f"resets.{what}"] = n
             if self.frames_in and not self.frames_processed and dropped_total:
                 level, message = 2, f"no frame processed; {dropped_total} dropped"
             elif new_drops:

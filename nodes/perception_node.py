@@ -178,6 +178,7 @@ class _PerceptionNodeMixin:
         self.pipeline = self._make_pipeline(self.config)
         self._pending_config: PipelineConfig | None = None
         self._stage_summary: dict[str, dict[str, float]] = {}
+        self._resets: dict[str, int] = {}
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
         tolerance_ns = int(float(p("sync_tolerance_ms").value) * 1e6)
@@ -450,6 +451,7 @@ class _PerceptionNodeMixin:
                      overlay=self.wants(T.OVERLAY))  # the overlay is composed only for a subscriber
         self.counters.frame_done(result.timings_ms, (time.perf_counter() - t0) * 1e3)
         self._stage_summary = self.pipeline.times.summary()  # taken here: the pipeline's stats are not thread-safe
+        self._resets = self.pipeline.resets()
 
     # --- outputs -----------------------------------------------------------------------------------------------
     def _create_publisher(self, topic: str, msgtype: str):
@@ -500,7 +502,8 @@ class _PerceptionNodeMixin:
         subscribers = {t: pub.get_subscription_count() for t, pub in self._out_pubs.items()}
         publishers = {sub.topic_name: sub.get_publisher_count() for sub in self._in_subs}
         statuses = self.counters.statuses(self.get_fully_qualified_name(), self._stage_summary,
-                                          hardware_id=self.backend, subscribers=subscribers, publishers=publishers)
+                                          hardware_id=self.backend, subscribers=subscribers, publishers=publishers,
+                                          resets=self._resets)
         self._diag_pub.publish(convert.encode(M.diagnostics_to_msg(Header(now, ""), statuses)))
 
     def stop(self) -> None:

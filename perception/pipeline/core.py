@@ -136,6 +136,17 @@ class Pipeline:
             if stage is not None:
                 stage.close()
 
+    def resets(self) -> dict[str, int]:
+        """Time-dependent state restarted after a jump in the stamps, by stage and reason (tracks, map clock)."""
+        out = {}
+        if self.detect is not None:
+            out.update({f"tracker: {reason}": n for reason, n in self.detect.tracker.resets.items()})
+        if self.terrain is not None:
+            for name, m in (("terrain map", self.terrain.map), ("fused map", self.terrain.fused)):
+                if m.clock_resets:
+                    out[f"{name}: clock jumped back"] = m.clock_resets
+        return out
+
     @contextmanager
     def _timed(self, result: FrameResult, stage: str):
         t0 = time.perf_counter()

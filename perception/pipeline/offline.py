@@ -33,6 +33,7 @@ class RunSummary:
     wall_s: float = 0.0
     out: str = ""
     messages_written: int = 0
+    resets: dict[str, int] = field(default_factory=dict)  # state restarted at clock jumps (Pipeline.resets)
 
     @property
     def fps(self) -> float:
@@ -42,7 +43,7 @@ class RunSummary:
         return {
             "frames_in": self.frames_in, "used": self.used, "skipped": self.skipped, "stages": self.stages,
             "wall_s": round(self.wall_s, 3), "fps": round(self.fps, 2), "out": self.out,
-            "messages_written": self.messages_written,
+            "messages_written": self.messages_written, "resets": self.resets,
         }
 
     def text(self) -> str:
@@ -50,6 +51,7 @@ class RunSummary:
         lines += [f"  skipped {n}: {reason}" for reason, n in sorted(self.skipped.items(), key=lambda kv: -kv[1])]
         lines.append(f"time: {self.wall_s:.1f} s, {self.fps:.1f} frames/s")
         lines += [f"  {stage:<10} mean {s['mean_ms']:7.1f} ms  p99 {s['p99_ms']:7.1f} ms" for stage, s in self.stages.items()]
+        lines += [f"  restarted {n}x: {what}" for what, n in self.resets.items()]
         lines.append(f"output: {self.out} ({self.messages_written} messages)")
         return "\n".join(lines)
 
@@ -95,4 +97,5 @@ def run_offline(source: FrameSource, out: str | Path | None, *, pipeline: Pipeli
         wall_s=time.perf_counter() - t_start,
         out=str(out) if out is not None else "",
         messages_written=messages,
+        resets=pipeline.resets(),
     )
