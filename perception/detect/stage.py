@@ -76,14 +76,19 @@ class DetectStage:
     def close(self) -> None:
         self.detector.close()
 
-    def process(self, frame, disparity: np.ndarray | None = None, T_base_camera=None) -> DetectOutput:
+    def boxes(self, frame):
+        """The network's boxes for `frame` (a DetectResult): the stateless part of `process`, which a pipeline
+        may run ahead, on another thread, while earlier frames are still being tracked."""
+        return self.detector.detect(frame.left, frame.header)
+
+    def process(self, frame, disparity: np.ndarray | None = None, T_base_camera=None, boxes=None) -> DetectOutput:
         """`frame`: perception.frame.Frame (left image, header, camera infos). `disparity`: HxW (px, NaN invalid)
         of the left image, or None. `T_base_camera`: 4x4 base_link <- left optical frame (default: the optical
-        frame's axes turned to base_link's at the camera, i.e. no offset, no pitch)."""
+        frame's axes turned to base_link's at the camera, i.e. no offset, no pitch). `boxes`: `self.boxes(frame)`
+        when already computed."""
         from perception.stereo.points import stereo_geometry
 
-        t0 = time.perf_counter()
-        res = self.detector.detect(frame.left, frame.header)
+        res = boxes if boxes is not None else self.boxes(frame)
         t1 = time.perf_counter()
         dets = res.detections
         ranges: list[StereoRange | None] = [None] * len(dets)
@@ -105,9 +110,8 @@ class DetectStage:
         fx = frame.left_info.fx if frame.left_info is not None else None
         obstacles = detections_to_map_obstacles(dets, T, fx=fx, tracks=tracks)
         t3 = time.perf_counter()
-        return DetectOutput(dets, ranges, tracks, warnings, obstacles, frame.header, (t3 - t0) * 1000.0,
-                            {"detect_ms": (t1 - t0) * 1000, "range_ms": (t2 - t1) * 1000,
-                             "track_ms": (t3 - t2) * 1000})
+        return DetectOutput(dets, ranges, tracks, warnings, obstacles, frame.header, res.ms + (t3 - t1) * 1000.0,
+                            {"detect_ms": res.ms, "range_ms": (t2 - t1) * 1000, "track_ms": (t3 - t2) * 1000})
 
 
 def default_T_base_camera() -> np.ndarray:

@@ -9,8 +9,9 @@ pipeline goes on with the next frame; nothing escapes `process`.
 """
 from __future__ import annotations
 
+import threading
 import time
-from collections import defaultdict
+from collections import deque
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -79,8 +80,10 @@ class FrameResult:
     map_frame_id: str = "odom"  # the maps' frame (the pose's parent); the images keep the camera's frame_id
     scene: Any = None  # perception.scene.parser.SceneResult (`scene/class_mask`, `scene/color_mask`)
     detections: Any = None  # perception.detect.stage.DetectOutput (`detections`, `warnings`, tracks, obstacles)
+    boxes: Any = None  # the detection network's boxes before ranging (perception.detect.detector.DetectResult)
     timings_ms: dict[str, float] = field(default_factory=dict)
     error: str = ""
+    error_kind: str = ""  # the error's class (InputError, ModelError...): what the skip is counted under
 
     @property
     def ok(self) -> bool:
@@ -92,18 +95,21 @@ class StageTimes:
 
     def __init__(self, window: int = 1000) -> None:
         self.window = window
-        self._samples: dict[str, list[float]] = defaultdict(list)
+        self._samples: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()  # `Pipeline.start` and `finish` may run in two threads
 
     def add(self, stage: str, ms: float) -> None:
-        samples = self._samples[stage]
-        samples.append(ms)
-        if len(samples) > self.window:
-            del samples[: len(samples) - self.window]
+        with self._lock:
+            samples = self._samples.get(stage)
+            if samples is None:
+                samples = self._samples[stage] = deque(maxlen=self.window)
+            samples.append(ms)
 
     def summary(self) -> dict[str, dict[str, float]]:
+        with self._lock:
+            copies = {stage: np.asarray(samples) for stage, samples in self._samples.items()}
         out = {}
-        for stage, samples in self._samples.items():
-            arr = np.asarray(samples)
+        for stage, arr in copies.items():
             out[stage] = {
                 "n": int(arr.size),
                 "mean_ms": round(float(arr.mean()), 3),
@@ -163,41 +169,55 @@ class Pipeline:
 
     def process(self, frame: Frame) -> FrameResult:
         """Run every built stage on `frame`; never raises for bad input (see `FrameResult.error`)."""
-        self.stats.frames_in += 1
+        return self.finish(self.start(frame))
+
+    def start(self, frame: Frame) -> FrameResult:
+        """The stages that need nothing from earlier frames: rectify, scene, disparity, the detection network.
+
+        `finish` must follow, in frame order; `start` of a later frame may run in another thread meanwhile
+        (`perception.pipeline.overlap`). Never raises for bad input: the error goes to `finish` in the result."""
         result = FrameResult(header=frame.header, frame=frame)
         try:
             if frame.right is None:
-                self._mono(frame, result)
-                self.stats.used += 1
-                return result
-            rectifier = self._rectifier_for(frame)
-            with self._timed(result, "rectify"):
-                result.frame = rectifier.rectify_frame(frame)
-            result.baseline_m = rectifier.baseline
+                if self.scene is None and self.detect is None:
+                    raise InputError("is mono and the scene and detect stages are off; the other stages need a "
+                                     "stereo pair", subject=f"frame {frame.index}",
+                                     hint="enable scene.enabled or detect.enabled, or give a stereo source")
+            else:
+                rectifier = self._rectifier_for(frame)
+                with self._timed(result, "rectify"):
+                    result.frame = rectifier.rectify_frame(frame)
+                result.baseline_m = rectifier.baseline
             if self.scene is not None:
                 with self._timed(result, "scene"):
                     result.scene = self.scene.parse(result.frame.left, result.header)
-            with self._timed(result, "disparity"):
-                result.disparity = compute_disparity(result.frame.left, result.frame.right, self.config.disparity)
-            if self.terrain is not None:
-                self._terrain(result)
-            else:
-                self._detect(result, self._base_from_camera(None))
+            if frame.right is not None:
+                with self._timed(result, "disparity"):
+                    result.disparity = compute_disparity(result.frame.left, result.frame.right,
+                                                         self.config.disparity)
+            if self.detect is not None:
+                result.boxes = self.detect.boxes(result.frame)
         except PerceptionError as err:
-            result.error = str(err)
-            self.stats.skip(type(err).__name__, result.error)
-            return result
-        self.stats.used += 1
+            result.error, result.error_kind = str(err), type(err).__name__
         return result
 
-    def _mono(self, frame: Frame, result: FrameResult) -> None:
-        """A single camera: scene parsing only (stereo, terrain and the maps need a stereo pair)."""
-        if self.scene is None:
-            raise InputError("is mono and the scene stage is off; the other stages need a stereo pair",
-                             subject=f"frame {frame.index}", hint="enable scene.enabled, or give a stereo source")
-        with self._timed(result, "scene"):
-            result.scene = self.scene.parse(frame.left, result.header)
-        self._detect(result, self._base_from_camera(None))
+    def finish(self, result: FrameResult) -> FrameResult:
+        """The stages that carry state from frame to frame, for a `start`ed frame: ground, labels, ranging and
+        tracking, long range (learning), maps. Never raises for bad input (see `FrameResult.error`)."""
+        self.stats.frames_in += 1
+        if not result.error:
+            try:
+                if self.terrain is not None and result.disparity is not None:
+                    self._terrain(result)
+                else:  # mono, or stereo without terrain: base_link from a level camera
+                    self._detect(result, self._base_from_camera(None))
+            except PerceptionError as err:
+                result.error, result.error_kind = str(err), type(err).__name__
+        if result.error:
+            self.stats.skip(result.error_kind, result.error)
+        else:
+            self.stats.used += 1
+        return result
 
     def _base_from_camera(self, ground) -> np.ndarray:
         """base_link <- left optical frame: the camera's foot frame from the ground plane (else level, at the
@@ -214,7 +234,7 @@ class Pipeline:
         if self.detect is None:
             return
         disparity = result.disparity.disparity if result.disparity is not None else None
-        out = self.detect.process(result.frame, disparity, T_base_camera)
+        out = self.detect.process(result.frame, disparity, T_base_camera, boxes=result.boxes)
         result.detections = out
         # "track": stereo ranging, tracking, warnings and footprints
         for name, ms in (("detect", out.timings["detect_ms"]), ("track", out.timings["range_ms"] + out.timings["track_ms"])):

@@ -9,14 +9,16 @@ from __future__ import annotations
 import sys
 import time
 from contextlib import nullcontext
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from tqdm import tqdm
 
 from perception.io.bag_writer import BagWriter
+from perception.frame import Frame
 from perception.pipeline.core import FrameResult, Pipeline
+from perception.pipeline.overlap import overlapped
 from perception.pipeline.outputs import write_result
 from perception.sources.base import FrameSource
 
@@ -56,29 +58,37 @@ class RunSummary:
         return "\n".join(lines)
 
 
+def paced(frames: Iterable[Frame], rate: float) -> Iterator[Frame]:
+    """`frames` released at their recorded stamps / `rate` (module docstring); `rate` <= 0: as they come."""
+    anchor: tuple[int, float] | None = None  # (stamp, wall time) that pacing counts from
+    last_stamp: int | None = None
+    for frame in frames:
+        if rate > 0:
+            stamp = frame.header.stamp_ns
+            jumped = last_stamp is not None and not 0 <= stamp - last_stamp <= MAX_PACED_GAP_NS
+            if anchor is None or jumped:  # a clock jump in the recording restarts the pacing there
+                anchor = (stamp, time.perf_counter())
+            last_stamp = stamp
+            ahead = (stamp - anchor[0]) * 1e-9 / rate - (time.perf_counter() - anchor[1])
+            if ahead > 0:
+                time.sleep(ahead)  # pacing to the recorded clock, not synchronisation
+        yield frame
+
+
 def run_offline(source: FrameSource, out: str | Path | None, *, pipeline: Pipeline | None = None, storage: str | None = None,
                 overwrite: bool = False, copy_inputs: bool = True, rate: float = 0.0, total: int | None = None,
                 on_result: Callable[[FrameResult], None] | None = None, progress: bool = True,
-                overlay: bool = True) -> RunSummary:
-    """Process every frame of `source`, writing outputs to the bag `out` (None: no bag); return the summary."""
+                overlay: bool = True, overlap: int = 1) -> RunSummary:
+    """Process every frame of `source`, writing outputs to the bag `out` (None: no bag); return the summary.
+
+    `overlap`: frames started ahead in a worker thread while the current one is finished and written
+    (`perception.pipeline.overlap`; 0: one frame at a time)."""
     pipeline = pipeline or Pipeline()
     t_start = time.perf_counter()
-    anchor: tuple[int, float] | None = None  # (stamp, wall time) that pacing counts from
-    last_stamp: int | None = None
     bag = BagWriter(out, storage=storage, overwrite=overwrite) if out is not None else nullcontext()
     with bag as writer, source:
         bar = tqdm(total=total, unit="frame", file=sys.stderr, disable=not progress, desc="perception")
-        for frame in source:
-            if rate > 0:
-                stamp = frame.header.stamp_ns
-                jumped = last_stamp is not None and not 0 <= stamp - last_stamp <= MAX_PACED_GAP_NS
-                if anchor is None or jumped:  # a clock jump in the recording restarts the pacing there
-                    anchor = (stamp, time.perf_counter())
-                last_stamp = stamp
-                ahead = (stamp - anchor[0]) * 1e-9 / rate - (time.perf_counter() - anchor[1])
-                if ahead > 0:
-                    time.sleep(ahead)  # pacing to the recorded clock, not synchronisation
-            result = pipeline.process(frame)
+        for result in overlapped(pipeline, paced(source, rate), depth=overlap):
             if writer is not None:
                 write_result(writer, result, copy_inputs=copy_inputs, overlay=overlay)
             if on_result is not None:

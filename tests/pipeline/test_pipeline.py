@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from perception.camera import CameraInfo
+from perception.detect.stage import DetectConfig
 from perception.frame import Frame, Header
 from perception.pipeline import Pipeline, PipelineConfig
 from perception.pipeline.scene_stage import SceneStageConfig
@@ -14,9 +15,10 @@ W, H, SHIFT = 160, 120, 8
 
 
 def small_pipeline() -> Pipeline:
-    # the images are 160 px wide; scene off: a mono frame is then a bad frame (with it, mono gets scene only)
+    # the images are 160 px wide; scene and detect off: a mono frame is then a bad frame (with either on, mono
+    # gets those)
     return Pipeline(PipelineConfig(disparity=DisparityConfig(num_disparities=32),
-                                   scene=SceneStageConfig(enabled=False)))
+                                   scene=SceneStageConfig(enabled=False), detect=DetectConfig(enabled=False)))
 
 
 def textured_pair(seed: int = 0, shift: int = SHIFT) -> tuple[np.ndarray, np.ndarray]:
@@ -102,7 +104,8 @@ def test_paced_replay_restarts_its_clock_at_a_jump_in_the_stamps():
                             rectified=True, index=i)
 
     pipe = Pipeline(PipelineConfig(disparity=DisparityConfig(num_disparities=32),
-                                   scene=SceneStageConfig(enabled=False)), terrain=False)
+                                   scene=SceneStageConfig(enabled=False), detect=DetectConfig(enabled=False)),
+                    terrain=False)
     t0 = time.monotonic()
     summary = run_offline(Frames(), None, pipeline=pipe, rate=1.0, progress=False)
     wall = time.monotonic() - t0
