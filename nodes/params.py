@@ -139,8 +139,8 @@ def node_specs(outputs: tuple[str, ...] = ("all",)) -> list[ParamSpec]:
     return [
         ParamSpec("raw_input", False, "subscribe to left/image_raw + right/image_raw (unrectified) and rectify them "
                   "with the camera_info, instead of left/image_rect + right/image_rect", read_only=True),
-        ParamSpec("mono", False, "one camera: image + camera_info instead of a stereo pair (this release's stages "
-                  "need stereo; mono frames are counted as dropped)", read_only=True),
+        ParamSpec("mono", False, "one camera: image + camera_info instead of a stereo pair (scene parsing and "
+                  "detection without range; stereo, terrain and the maps need a pair)", read_only=True),
         ParamSpec("outputs", list(outputs), "outputs this node publishes: all, or a list of topic names",
                   choices=OUTPUT_CHOICES, read_only=True),
         ParamSpec("backend", "auto", "ConvNet engine backend: unless auto, given to every section with a backend "

@@ -136,6 +136,7 @@ class Pipeline:
         self.scene = SceneParser(scene_model, backend=c.scene.backend,
                                  threads=c.scene.threads or None) if c.scene.enabled else None
         self.detect = DetectStage(c.detect, c.tracker, c.warnings) if c.detect.enabled else None
+        self._terrain_frames = 0  # stereo frames through the terrain stage (long range every n-th)
 
     def close(self) -> None:
         for stage in (self.terrain, self.scene, self.detect):
@@ -254,7 +255,8 @@ class Pipeline:
         result.near = NearRangeResult(ground, labels, disp)
         self._detect(result, self._base_from_camera(ground))
         far = None
-        if stage.long_range is not None:
+        self._terrain_frames += 1
+        if stage.long_range is not None and (self._terrain_frames - 1) % self.config.terrain.every_n_frames == 0:
             far = stage.long_range.process(frame.left, frame.left_info, ground, labels)
             for name, ms in far.timings_ms.items():
                 result.timings_ms[name] = ms

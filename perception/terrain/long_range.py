@@ -48,6 +48,8 @@ class LongRangeConfig:
     threads: int = param(0, "ONNX Runtime intra-op threads (0: ONNX Runtime decides)", 0, 64)
     min_label_confidence: float = param(0.05, "stereo windows with a lower label confidence do not train", 0.0, 1.0)
     image_step: int = param(2, "the class image is computed every n-th pixel and upsampled", 1, 8)
+    every_n_frames: int = param(1, "run the long range (bands, feature net, learning, terrain/classes) on every "
+                                   "n-th frame; stereo, labels and the maps run on every frame", 1, 100)
 
     def __post_init__(self) -> None:
         validate_config(self)

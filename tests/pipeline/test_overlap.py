@@ -76,3 +76,17 @@ def test_closing_early_stops_the_worker(frames):
 def test_depth_must_not_be_negative(frames):
     with pytest.raises(ValueError, match="depth"):
         next(overlapped(Pipeline(), frames, depth=-1))
+
+
+def test_the_long_range_can_run_on_every_other_frame_while_stereo_and_maps_run_on_all(frames):
+    from perception.pipeline import PipelineConfig
+    from perception.terrain.long_range import LongRangeConfig
+
+    pipeline = Pipeline(PipelineConfig(terrain=LongRangeConfig(every_n_frames=2)))
+    try:
+        results = list(overlapped(pipeline, frames, depth=1))
+    finally:
+        pipeline.close()
+    assert [r.terrain is not None for r in results] == [True, False, True, False]
+    assert all(r.near is not None and r.fused_map is not None and r.detections is not None for r in results)
+    assert ["features" in r.timings_ms for r in results] == [True, False, True, False]
