@@ -15,7 +15,7 @@ VERBS = [
     ["demo"], ["replay"], ["run"], ["sim", "record"], ["calibrate", "stereo"], ["calibrate", "int8"],
     ["engines", "build"], ["engines", "list"], ["engines", "verify"], ["train", "features"], ["train", "scene"],
     ["train", "detect"], ["eval", "stereo"], ["eval", "terrain"], ["eval", "scene"], ["eval", "detect"],
-    ["eval", "pipeline"], ["bench", "pipeline"], ["bench", "engines"],
+    ["eval", "pipeline"], ["bench"], ["bench", "pipeline"], ["bench", "engines"], ["bench", "soak"],
 ]
 
 
