@@ -151,6 +151,9 @@ def node_specs(outputs: tuple[str, ...] = ("all",)) -> list[ParamSpec]:
         ParamSpec("sync_queue_size", 10, "images kept per side while waiting for their partner", 1, 1000),
         ParamSpec("frame_queue", 1, "synchronised frames waiting for the pipeline; when full the oldest is dropped "
                   "(counted as 'pipeline busy')", 1, 100),
+        ParamSpec("overlap", 1, "frames started (rectify, disparity, networks) in a second thread while the current "
+                  "one is finished (ground, tracking, learning, maps, publishing); 0: one frame at a time",
+                  0, 4, read_only=True),
         ParamSpec("odom_max_dt_ms", 100.0, "largest stamp difference between a frame and the odom message whose "
                   "pose (odom -> base_link) it takes; none closer: the frame has no pose", 0.0, 10000.0),
         ParamSpec("lazy", True, "skip the pipeline for frames no enabled output has a subscriber for (the terrain "

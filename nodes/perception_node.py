@@ -3,9 +3,10 @@
 Inputs (sensor-data QoS, overridable): `left/image_rect` + `right/image_rect` (or `.../image_raw` with
 `raw_input: true`) and `left/camera_info` + `right/camera_info`; `image` + `camera_info` with `mono: true`;
 optionally `odom` (nav_msgs/Odometry) for the robot pose. Left and right are paired by stamp
-(`perception.sources.sync.StereoSync`, tolerance `sync_tolerance_ms`). Frames go to ONE worker thread through a
+(`perception.sources.sync.StereoSync`, tolerance `sync_tolerance_ms`). Frames go to the pipeline worker through a
 bounded queue (`frame_queue`, oldest dropped when full), so the callbacks never wait for the pipeline and a slow
-frame costs fresh ones, not latency.
+frame costs fresh ones, not latency; the worker starts the next frame (rectify, disparity, networks) in a second
+thread while it finishes the current one (`overlap`, perception.pipeline.overlap).
 
 Outputs are what `perception.pipeline.outputs.write_result` writes for a replayed bag, published instead of
 written (`RosWriter`); stamps and frame_id are the input frame's
@@ -41,6 +42,7 @@ from perception.io.bag_writer import BagWriter
 from perception.io.qos import LATCHED_QOS, RELIABLE_QOS, SENSOR_QOS
 from perception.pipeline import Pipeline, PipelineConfig
 from perception.pipeline.outputs import write_result
+from perception.pipeline.overlap import overlapped
 from perception.sources.sync import StereoSync
 from perception_nodes import convert
 from perception_nodes.diagnostics import NodeCounters
@@ -188,6 +190,8 @@ class _PerceptionNodeMixin:
         self._queue_size = int(p("frame_queue").value)
         self._cv = threading.Condition()
         self._stop = False
+        self._overlap = int(p("overlap").value)
+        self._started_at: dict[int, float] = {}  # frame index -> when its conversion began (latency)
         self._index = 0
         self._odom: list[tuple[int, Any]] = []
         self._odom_lock = threading.Lock()
@@ -370,22 +374,43 @@ class _PerceptionNodeMixin:
 
     # --- the pipeline worker -----------------------------------------------------------------------------------
     def _work(self) -> None:
-        while True:
+        """Frames from the queue through the pipeline, `overlap` frames started ahead in a second thread
+        (`perception.pipeline.overlap`). A parameter change ends the current run once the frames in flight are
+        done, so the pipeline is reconfigured (or rebuilt) with nothing in it."""
+        while not self._stop:
             with self._cv:
-                while not self._queue and not self._stop:
-                    self._cv.wait(timeout=0.5)
-                if self._stop:
-                    return
-                event = self._queue.popleft()
                 config, self._pending_config = self._pending_config, None
             if config is not None:
                 self._apply_config(config)
             try:
-                self._process(event)
-            except Exception as err:  # noqa: BLE001 - never let one frame end the node
+                for result in overlapped(self.pipeline, self._frames(), depth=self._overlap):
+                    self._publish(result)
+            except Exception as err:  # noqa: BLE001 - never let one frame end the node: count it, go on
                 self.counters.drop(f"internal error ({type(err).__name__})")
-                self.get_logger().error(f"frame at {event.stamp_ns}: {type(err).__name__}: {err}",
-                                        throttle_duration_sec=5.0)
+                self.get_logger().error(f"pipeline: {type(err).__name__}: {err}", throttle_duration_sec=5.0)
+
+    def _frames(self):
+        """Frames of the queued stereo events, until the node stops or a parameter change is pending."""
+        while True:
+            with self._cv:
+                while not self._queue and not self._stop and self._pending_config is None:
+                    self._cv.wait(timeout=0.5)
+                if self._stop or self._pending_config is not None:
+                    return
+                event = self._queue.popleft()
+            if self.lazy and not any(pub.get_subscription_count() > 0 for pub in self._out_pubs.values()):
+                self.counters.add("frames_idle")
+                continue
+            t0 = time.perf_counter()
+            try:
+                frame = self._frame(event)
+            except PerceptionError as err:
+                self.counters.drop(_reason(err))
+                self.get_logger().warning(str(err), throttle_duration_sec=5.0)
+                continue
+            with self._cv:
+                self._started_at[frame.index] = t0
+            yield frame
 
     def _apply_config(self, config: PipelineConfig) -> None:
         """Sections the core reads every frame change in place; others rebuild the pipeline (which restarts the
@@ -430,27 +455,18 @@ class _PerceptionNodeMixin:
         return Frame(header=header, left=left, right=right, left_info=left_info, right_info=right_info,
                      rectified=not self.raw_input, pose=self._pose_at(header.stamp_ns), index=self._index)
 
-    def _process(self, event) -> None:
-        if self.lazy and not any(pub.get_subscription_count() > 0 for pub in self._out_pubs.values()):
-            self.counters.add("frames_idle")
-            return
-        t0 = time.perf_counter()
-        try:
-            frame = self._frame(event)
-        except PerceptionError as err:
-            self.counters.drop(_reason(err))
-            self.get_logger().warning(str(err), throttle_duration_sec=5.0)
-            return
-        result = self.pipeline.process(frame)
+    def _publish(self, result) -> None:
+        with self._cv:
+            t0 = self._started_at.pop(result.frame.index, None)
         if not result.ok:
             self.counters.drop(_reason_text(result.error))
-            self.get_logger().warning(f"frame {frame.header.stamp_ns} skipped: {result.error}",
+            self.get_logger().warning(f"frame {result.header.stamp_ns} skipped: {result.error}",
                                       throttle_duration_sec=5.0)
             return
         write_result(RosWriter(self), result, namespace=_REL, copy_inputs=False,
                      overlay=self.wants(T.OVERLAY))  # the overlay is composed only for a subscriber
-        self.counters.frame_done(result.timings_ms, (time.perf_counter() - t0) * 1e3)
-        self._stage_summary = self.pipeline.times.summary()  # taken here: the pipeline's stats are not thread-safe
+        self.counters.frame_done(result.timings_ms, (time.perf_counter() - (t0 or time.perf_counter())) * 1e3)
+        self._stage_summary = self.pipeline.times.summary()
         self._resets = self.pipeline.resets()
 
     # --- outputs -----------------------------------------------------------------------------------------------
