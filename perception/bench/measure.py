@@ -3,7 +3,11 @@
 `time_variants` runs several pipelines on the same frames, interleaved frame by frame in a rotating order, so a
 noisy machine slows them alike and their ratios stay honest. Warm-up frames run through every pipeline first and are
 not counted. A frame's latency is the wall time of `Pipeline.process` on it; fps is frames / summed latency (one
-stream, one frame at a time, as the replay path runs).
+frame at a time).
+
+`time_stream` runs one pipeline the way replay and the node do, overlapped (`perception.pipeline.overlap`: the
+next frame started in a second thread while the current one is finished): fps is timed frames / wall time, and
+a frame's latency runs from the moment the source hands it out to its finished result.
 """
 from __future__ import annotations
 
@@ -11,7 +15,7 @@ import os
 import resource
 import sys
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Iterable, Mapping
 
 import numpy as np
@@ -19,6 +23,7 @@ from tqdm import tqdm
 
 from perception.errors import PerceptionError
 from perception.frame import Frame
+from perception.pipeline.overlap import overlapped
 
 
 def rss_mb() -> float:
@@ -107,3 +112,35 @@ def time_variants(pipelines: Mapping[str, object], frames: Iterable[Frame], *, w
         bar.update(1)
     bar.close()
     return timings
+
+
+def time_stream(pipeline, frames: Iterable[Frame], *, warmup: int, depth: int = 1, total: int | None = None,
+                desc: str = "stream", progress: bool = True) -> dict:
+    """Throughput and latency of `pipeline` over `frames`, overlapped `depth` frames ahead (module docstring);
+    the first `warmup` results are not counted. `Timing.summary()` keys, `fps` from the wall time."""
+    handed: deque[float] = deque()  # hand-out times, in frame order (results come in that order)
+
+    def handed_out():
+        for frame in frames:
+            handed.append(time.perf_counter())
+            yield frame
+
+    timing = Timing()
+    bar = tqdm(total=total, unit="frame", file=sys.stderr, disable=not progress, desc=desc)
+    t_first = t_last = None
+    for i, result in enumerate(overlapped(pipeline, handed_out(), depth=depth)):
+        now = time.perf_counter()
+        ms = (now - handed.popleft()) * 1e3
+        if i == warmup - 1 or (warmup == 0 and i == 0):
+            t_first = now  # timing starts when the last warm-up frame is out (or at the first result)
+        if i >= warmup:
+            timing.add(ms, result)
+            t_last = now
+        bar.update(1)
+    bar.close()
+    out = timing.summary()
+    counted = len(timing.latency_ms) - (1 if warmup == 0 else 0)
+    if t_first is not None and t_last is not None and t_last > t_first and counted > 0:
+        out["fps"] = round(counted / (t_last - t_first), 3)
+    out["overlap"] = depth
+    return out

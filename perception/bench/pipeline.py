@@ -7,6 +7,11 @@ Per size, a few distinct synthetic frames are rendered first (never timed) and c
 - the baseline, the stereo front end only (rectify + disparity: `terrain=False`, scene and detection off);
 - at the main size only, the same full pipeline with Q/DQ INT8 copies of its networks (`perception.bench.int8`).
 
+Then, per size, the full pipeline once more as the product runs it, overlapped (`overlap` frames started ahead in
+a second thread, `measure.time_stream`): `fps_<width>` and the latencies are that stream's; the frame-by-frame
+numbers stay under `sizes.<size>.sequential`, and `stages_ms` are the frame-by-frame stage times (where the time
+goes, without the other thread's share of the cores).
+
 Then the full pipeline and the baseline on the real EuRoC stereo bag (raw 752x480 mono8, so rectification runs),
 when $PERCEPTION_DATA has it. Every pipeline gets `warmup` untimed frames first.
 """
@@ -19,7 +24,7 @@ from pathlib import Path
 
 from perception.bench.frames import cycle, euroc_frames, parse_size, synthetic_frames
 from perception.bench.int8 import int8_pipeline_kwargs, pipeline_int8_models
-from perception.bench.measure import cores, peak_rss_mb, rss_mb, time_variants
+from perception.bench.measure import cores, peak_rss_mb, rss_mb, time_stream, time_variants
 from perception.errors import InputError
 
 DEFAULT_SIZES = ("320x240", "640x480")
@@ -85,7 +90,7 @@ def _key(size: str) -> str:
 
 def bench_pipeline(*, frames: int = 50, warmup: int = 5, sizes=DEFAULT_SIZES, distinct: int = 8,
                    threads: int | None = None, euroc: bool = True, int8: bool = True, seed: int = 0,
-                   progress: bool = True) -> dict:
+                   overlap: int = 1, progress: bool = True) -> dict:
     """Run the benchmark; a JSON-ready dict (see docs/performance.md for every key)."""
     from perception.pipeline import Pipeline, PipelineConfig
 
@@ -104,7 +109,7 @@ def bench_pipeline(*, frames: int = 50, warmup: int = 5, sizes=DEFAULT_SIZES, di
     config = with_threads(PipelineConfig(), threads)
     base_config = baseline_config(config)
     out: dict = {"frames": frames, "warmup": warmup, "distinct_frames": distinct, "sizes": {}, "main_size": main,
-                 "threads": threads if threads is not None else 0, "cores": cores(),
+                 "threads": threads if threads is not None else 0, "cores": cores(), "overlap": overlap,
                  "baseline": {"name": BASELINE_NAME, "sizes": {}}}
     int8_engines: dict = {}
     tmp = tempfile.TemporaryDirectory(prefix="perception-bench-")
@@ -126,14 +131,21 @@ def bench_pipeline(*, frames: int = 50, warmup: int = 5, sizes=DEFAULT_SIZES, di
             finally:
                 for p in pipelines.values():
                     p.close()
-            out["sizes"][size] = runs["full"]
-            out[_key(size)] = runs["full"]["fps"]
+            stream = Pipeline(config)
+            try:
+                streamed = time_stream(stream, cycle(rendered, frames + warmup), warmup=warmup, depth=overlap,
+                                       total=frames + warmup, desc=f"bench {size} overlapped", progress=progress)
+            finally:
+                stream.close()
+            out["sizes"][size] = {**streamed, "stages_ms_overlapped": streamed.pop("stages_ms"),
+                                  "stages_ms": runs["full"]["stages_ms"], "sequential": runs["full"]}
+            out[_key(size)] = streamed["fps"]
             out["baseline"]["sizes"][size] = runs["baseline"]
             out["baseline"][_key(size)] = runs["baseline"]["fps"]
             if size == main:
                 full = runs["full"]
                 for k in ("latency_mean_ms", "latency_p50_ms", "latency_p90_ms", "latency_p99_ms"):
-                    out[k] = full[k]
+                    out[k] = streamed[k]
                     out["baseline"][k] = runs["baseline"][k]
                 out["stages_ms"] = full["stages_ms"]
                 out["baseline"]["stages_ms"] = runs["baseline"]["stages_ms"]

@@ -33,6 +33,10 @@ def test_bench_json_has_the_contract_keys(capsys):
     assert r["backend"] == "onnxruntime" and r["precision"] == "fp32"
     assert r["cores"]["cpu_count"] >= r["cores"]["affinity"] >= 1
     assert r["sizes"]["640x480"]["frames"] == 2 and r["sizes"]["640x480"]["frames_failed"] == 0
+    assert r["overlap"] == 1 and r["sizes"]["640x480"]["overlap"] == 1  # the product's way: overlapped
+    sequential = r["sizes"]["640x480"]["sequential"]
+    assert sequential["frames"] == 2 and sequential["stages_ms"] == r["stages_ms"]
+    assert {"detect", "track"} <= set(r["stages_ms"])
 
     base = r["baseline"]
     _positive(base, "fps_320", "fps_640", "latency_p50_ms")
