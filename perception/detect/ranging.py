@@ -103,8 +103,8 @@ def refine_disparity(left: np.ndarray, right: np.ndarray, disparity: np.ndarray,
     if rows.size < min_pixels:
         return None
     ys, xs = rows + c, cols + a
-    gl = _gray(left)
-    gr = _gray(right)
+    gl = gray(left)
+    gr = gray(right)
     lv = gl[ys, xs]
     lv = lv - lv.mean()
     ln = float(np.sqrt((lv * lv).sum()))
@@ -134,7 +134,8 @@ def refine_disparity(left: np.ndarray, right: np.ndarray, disparity: np.ndarray,
     return float(cands[k] + np.clip(off, -0.5, 0.5) * step)
 
 
-def _gray(img: np.ndarray) -> np.ndarray:
+def gray(img: np.ndarray) -> np.ndarray:
+    """A BGR or grey image as float32 grey (what `refine_disparity` matches; convert a frame once, not per box)."""
     img = np.asarray(img)
     if img.ndim == 3:
         img = img.astype(np.float32) @ np.array([0.114, 0.587, 0.299], np.float32)  # BGR

@@ -22,7 +22,7 @@ import numpy as np
 
 from perception.detect.alerts import CollisionWarning, WarningConfig, evaluate_warnings
 from perception.detect.obstacles import MapObstacle, camera_to_base, detections_to_map_obstacles
-from perception.detect.ranging import StereoRange, range_box
+from perception.detect.ranging import StereoRange, gray, range_box
 from perception.detect.tracking import Track, Tracker, TrackerConfig
 from perception.params import param, validate_config
 
@@ -42,6 +42,17 @@ class DetectConfig:
 
     def __post_init__(self) -> None:
         validate_config(self)
+
+
+@dataclass
+class Measured:
+    """What `DetectStage.measure` found in one frame: boxes (with stereo `position` where trusted), the ranges,
+    and the times of the network and of the ranging, ms."""
+
+    detections: list
+    ranges: list[StereoRange | None]
+    detect_ms: float
+    range_ms: float
 
 
 @dataclass
@@ -76,32 +87,31 @@ class DetectStage:
     def close(self) -> None:
         self.detector.close()
 
-    def boxes(self, frame):
-        """The network's boxes for `frame` (a DetectResult): the stateless part of `process`, which a pipeline
-        may run ahead, on another thread, while earlier frames are still being tracked."""
-        return self.detector.detect(frame.left, frame.header)
-
-    def process(self, frame, disparity: np.ndarray | None = None, T_base_camera=None, boxes=None) -> DetectOutput:
-        """`frame`: perception.frame.Frame (left image, header, camera infos). `disparity`: HxW (px, NaN invalid)
-        of the left image, or None. `T_base_camera`: 4x4 base_link <- left optical frame (default: the optical
-        frame's axes turned to base_link's at the camera, i.e. no offset, no pitch). `boxes`: `self.boxes(frame)`
-        when already computed."""
+    def measure(self, frame, disparity: np.ndarray | None = None) -> Measured:
+        """Boxes and their stereo ranges for `frame`: the stateless half of `process`, which a pipeline may run
+        ahead, in another thread, while earlier frames are still being tracked."""
         from perception.stereo.points import stereo_geometry
 
-        res = boxes if boxes is not None else self.boxes(frame)
+        res = self.detector.detect(frame.left, frame.header)
         t1 = time.perf_counter()
         dets = res.detections
         ranges: list[StereoRange | None] = [None] * len(dets)
         if disparity is not None and frame.left_info is not None and frame.right_info is not None:
             g = stereo_geometry(frame.left_info, frame.right_info)
+            left, right = (gray(frame.left), gray(frame.right)) if dets else (None, None)
             for k, d in enumerate(dets):
                 r = range_box(disparity, d.corners, d.class_id, fx=g.fx, baseline=g.baseline, cx=g.cx, cy=g.cy,
-                              fy=g.fy, doffs=g.doffs, left=frame.left, right=frame.right)
+                              fy=g.fy, doffs=g.doffs, left=left, right=right)
                 ranges[k] = r
                 ok = r is not None and r.range_m <= self.config.max_range and not (
                     self.config.drop_implausible_range and r.size_ok is False)
                 d.position = r.position if ok else None
+        return Measured(dets, ranges, res.ms, (time.perf_counter() - t1) * 1000.0)
+
+    def track(self, frame, measured: Measured, T_base_camera=None) -> DetectOutput:
+        """The stateful half of `process`, in frame order: base_link positions, tracks, warnings, footprints."""
         t2 = time.perf_counter()
+        dets = measured.detections
         T = np.asarray(T_base_camera if T_base_camera is not None else default_T_base_camera(), np.float64)
         positions = [None if d.position is None else tuple(camera_to_base([d.position], T)[0][:2]) for d in dets]
         stamp = frame.header.stamp_s if frame.header is not None else 0.0
@@ -109,9 +119,16 @@ class DetectStage:
         warnings = evaluate_warnings(tracks, self.warning_config, frame.header)
         fx = frame.left_info.fx if frame.left_info is not None else None
         obstacles = detections_to_map_obstacles(dets, T, fx=fx, tracks=tracks)
-        t3 = time.perf_counter()
-        return DetectOutput(dets, ranges, tracks, warnings, obstacles, frame.header, res.ms + (t3 - t1) * 1000.0,
-                            {"detect_ms": res.ms, "range_ms": (t2 - t1) * 1000, "track_ms": (t3 - t2) * 1000})
+        track_ms = (time.perf_counter() - t2) * 1000.0
+        return DetectOutput(dets, measured.ranges, tracks, warnings, obstacles, frame.header,
+                            measured.detect_ms + measured.range_ms + track_ms,
+                            {"detect_ms": measured.detect_ms, "range_ms": measured.range_ms, "track_ms": track_ms})
+
+    def process(self, frame, disparity: np.ndarray | None = None, T_base_camera=None) -> DetectOutput:
+        """`frame`: perception.frame.Frame (left image, header, camera infos). `disparity`: HxW (px, NaN invalid)
+        of the left image, or None. `T_base_camera`: 4x4 base_link <- left optical frame (default: the optical
+        frame's axes turned to base_link's at the camera, i.e. no offset, no pitch)."""
+        return self.track(frame, self.measure(frame, disparity), T_base_camera)
 
 
 def default_T_base_camera() -> np.ndarray:

@@ -80,7 +80,7 @@ class FrameResult:
     map_frame_id: str = "odom"  # the maps' frame (the pose's parent); the images keep the camera's frame_id
     scene: Any = None  # perception.scene.parser.SceneResult (`scene/class_mask`, `scene/color_mask`)
     detections: Any = None  # perception.detect.stage.DetectOutput (`detections`, `warnings`, tracks, obstacles)
-    boxes: Any = None  # the detection network's boxes before ranging (perception.detect.detector.DetectResult)
+    work: dict[str, Any] = field(default_factory=dict)  # what `start` hands to `finish` (points, fits, boxes)
     timings_ms: dict[str, float] = field(default_factory=dict)
     error: str = ""
     error_kind: str = ""  # the error's class (InputError, ModelError...): what the skip is counted under
@@ -173,7 +173,8 @@ class Pipeline:
         return self.finish(self.start(frame))
 
     def start(self, frame: Frame) -> FrameResult:
-        """The stages that need nothing from earlier frames: rectify, scene, disparity, the detection network.
+        """The work that needs nothing from earlier frames: rectify, scene, disparity, points and the ground
+        planes' fit, the detection network and its stereo ranges.
 
         `finish` must follow, in frame order; `start` of a later frame may run in another thread meanwhile
         (`perception.pipeline.overlap`). Never raises for bad input: the error goes to `finish` in the result."""
@@ -196,8 +197,11 @@ class Pipeline:
                 with self._timed(result, "disparity"):
                     result.disparity = compute_disparity(result.frame.left, result.frame.right,
                                                          self.config.disparity)
+                if self.terrain is not None:
+                    self._fit_ground(result)
             if self.detect is not None:
-                result.boxes = self.detect.boxes(result.frame)
+                disparity = result.disparity.disparity if result.disparity is not None else None
+                result.work["detect"] = self.detect.measure(result.frame, disparity)
         except PerceptionError as err:
             result.error, result.error_kind = str(err), type(err).__name__
         return result
@@ -214,6 +218,7 @@ class Pipeline:
                     self._detect(result, self._base_from_camera(None))
             except PerceptionError as err:
                 result.error, result.error_kind = str(err), type(err).__name__
+        result.work.clear()  # start's intermediates (point cloud...) are not kept with the result
         if result.error:
             self.stats.skip(result.error_kind, result.error)
         else:
@@ -235,20 +240,32 @@ class Pipeline:
         if self.detect is None:
             return
         disparity = result.disparity.disparity if result.disparity is not None else None
-        out = self.detect.process(result.frame, disparity, T_base_camera, boxes=result.boxes)
+        measured = result.work.get("detect")
+        if measured is None:
+            measured = self.detect.measure(result.frame, disparity)
+        out = self.detect.track(result.frame, measured, T_base_camera)
         result.detections = out
         # "track": stereo ranging, tracking, warnings and footprints
         for name, ms in (("detect", out.timings["detect_ms"]), ("track", out.timings["range_ms"] + out.timings["track_ms"])):
             result.timings_ms[name] = ms
             self.times.add(name, ms)
 
-    def _terrain(self, result: FrameResult) -> None:
-        frame, disp, stage = result.frame, result.disparity, self.terrain
+    def _fit_ground(self, result: FrameResult) -> None:
+        """The point cloud and the ground planes fitted to it (stateless; smoothing is in `finish`)."""
+        frame, disp = result.frame, result.disparity
         geo = stereo_geometry(frame.left_info, frame.right_info)
         with self._timed(result, "points"):
             points = disparity_to_points(disp.disparity, frame.left_info, geo.baseline, doffs=geo.doffs)
             conf = np.where(disp.measured, disp.confidence, np.float32(0.0))  # filled pixels are guesses
-        ground, labels = stage.near(points, conf, frame.left_info)
+        result.work.update(points=points, confidence=conf,
+                           ground_fit=self.terrain.estimator.fit(points, conf))
+
+    def _terrain(self, result: FrameResult) -> None:
+        frame, disp, stage = result.frame, result.disparity, self.terrain
+        if "points" not in result.work:
+            self._fit_ground(result)
+        w = result.work
+        ground, labels = stage.near(w["points"], w["confidence"], frame.left_info, fit=w["ground_fit"])
         for name, ms in (("ground", ground.ms), ("labels", labels.ms)):
             result.timings_ms[name] = ms
             self.times.add(name, ms)

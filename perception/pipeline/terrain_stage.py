@@ -77,8 +77,10 @@ class TerrainStage:
         if self.long_range is not None:
             self.long_range.close()
 
-    def near(self, points: np.ndarray, confidence: np.ndarray, camera):
-        ground = self.estimator.update(points, confidence, camera=camera)
+    def near(self, points: np.ndarray, confidence: np.ndarray, camera, fit=None):
+        """Ground (smoothed over frames) and near-range labels; `fit`: `estimator.fit` of these points, when
+        already computed."""
+        ground = self.estimator.update(points, confidence, camera=camera, fit=fit)
         labels = label_near_range(points, ground, self.labels_config, confidence, camera)
         return ground, labels
 

@@ -228,6 +228,19 @@ def smooth_plane(state: FilterState | None, new: GroundPlane, config: GroundConf
     return out, FilterState(x, (1.0 - k) * p), False
 
 
+@dataclass
+class GroundFit:
+    """One frame's fitted planes before temporal smoothing (`GroundEstimator.fit`): planes[0] the primary, the
+    status and reason, usable points, ms, and the points they came from (for the horizon's intrinsics)."""
+
+    planes: list[GroundPlane]
+    status: GroundStatus
+    reason: str
+    n: int
+    ms: float
+    points: np.ndarray | None
+
+
 class GroundEstimator:
     """Stateful per-stream ground estimate: `update(points, confidence)` -> `GroundEstimate` (smoothed over frames).
 
@@ -254,24 +267,34 @@ class GroundEstimator:
         """Record a frame that failed upstream (no points reached us): counts as a frame without ground."""
         return self._fail(status, reason, 0, time.perf_counter())
 
-    def update(self, points, confidence=None, camera=None) -> GroundEstimate:
-        """Ground of one frame: `points` (HxWx3 organised or Nx3, optical frame), `confidence` (same leading shape,
-        0..1, or None), `camera` for the horizon (default: the constructor's, else recovered from an HxWx3 cloud)."""
+    def fit(self, points, confidence=None) -> GroundFit:
+        """The planes of one frame, before smoothing: the stateless part of `update` (a pipeline may run it
+        ahead, in another thread, while earlier frames are being smoothed)."""
         t0 = time.perf_counter()
         pts = np.asarray(points) if isinstance(points, np.ndarray) else None
         if pts is None or pts.ndim < 2 or pts.shape[-1] != 3 or not np.issubdtype(pts.dtype, np.number):
             shape = getattr(points, "shape", type(points).__name__)
-            return self._fail(GroundStatus.INVALID_INPUT, f"points must be an (..., 3) numeric array, got {shape}",
-                              0, t0)
+            return GroundFit([], GroundStatus.INVALID_INPUT, f"points must be an (..., 3) numeric array, got "
+                             f"{shape}", 0, (time.perf_counter() - t0) * 1e3, None)
         conf = None
         if confidence is not None:
             conf = np.asarray(confidence)
             if conf.shape != pts.shape[:-1]:
-                return self._fail(GroundStatus.INVALID_INPUT, f"confidence has shape {conf.shape} but the points "
-                                  f"{pts.shape[:-1]}", 0, t0)
+                return GroundFit([], GroundStatus.INVALID_INPUT, f"confidence has shape {conf.shape} but the "
+                                 f"points {pts.shape[:-1]}", 0, (time.perf_counter() - t0) * 1e3, None)
         planes, status, reason, n = estimate_planes(pts, conf, self.config)
-        if status is not GroundStatus.OK:
-            return self._fail(status, reason, n, t0)
+        return GroundFit(planes, status, reason, n, (time.perf_counter() - t0) * 1e3, pts)
+
+    def update(self, points=None, confidence=None, camera=None, fit: GroundFit | None = None) -> GroundEstimate:
+        """Ground of one frame: `points` (HxWx3 organised or Nx3, optical frame), `confidence` (same leading shape,
+        0..1, or None), `camera` for the horizon (default: the constructor's, else recovered from an HxWx3 cloud).
+        `fit`: `self.fit(points, confidence)` when already computed (then `points` is not needed)."""
+        fit = fit if fit is not None else self.fit(points, confidence)
+        t0 = time.perf_counter() - fit.ms / 1e3  # the estimate's time includes the fit's
+        planes, pts = fit.planes, fit.points
+        if fit.status is not GroundStatus.OK:
+            return self._fail(fit.status, fit.reason, fit.n, t0)
+        n = fit.n
         if self._missed > self.config.max_missed:
             self._state = None
         primary, self._state, reset = smooth_plane(self._state, planes[0], self.config, self._missed + 1)
