@@ -70,11 +70,19 @@ def run(args: argparse.Namespace) -> int:
     source = open_source(f"sim:seed={args.seed},frames={args.frames},size={args.size}")
     check = TruthCheck()
     errors: list[float] = []
+    seen = {"frames": 0, "detections": 0, "ranged": 0, "warnings": 0, "first_warning": ""}
     with viewer_from_args(args, "demo") as viewer:
         def on_result(result) -> None:
             check(result)
             if result.terrain is not None and result.terrain.ok:
                 errors.append(result.terrain.err_vs_stereo)
+            if result.detections is not None:
+                dets, warnings = result.detections.detections, result.detections.warnings
+                seen["frames"] += 1
+                seen["detections"] += len(dets)
+                seen["ranged"] += sum(d.position is not None for d in dets)
+                seen["warnings"] += len(warnings)
+                seen["first_warning"] = seen["first_warning"] or (warnings[0].message if warnings else "")
             if viewer is not None:
                 viewer.publish(result)
 
@@ -93,8 +101,14 @@ def run(args: argparse.Namespace) -> int:
                   f"{100 * learning['err_vs_stereo_first_third']:.1f} % wrong in the first third of the drive, "
                   f"{100 * learning['err_vs_stereo_last_third']:.1f} % in the last (perception eval terrain measures "
                   "it against the ground truth)", file=sys.stderr)
+        if seen["frames"]:
+            print(f"detections: {seen['detections'] / seen['frames']:.1f} per frame, "
+                  f"{100 * seen['ranged'] / max(seen['detections'], 1):.0f} % with a stereo range, "
+                  f"{seen['warnings']} collision warning(s){': ' + seen['first_warning'] if seen['warnings'] else ''} "
+                  "(perception eval detect measures them against the ground truth)", file=sys.stderr)
         if args.json:
-            print_json({**summary.to_dict(), "stereo_vs_truth": truth, "terrain_learning": learning})
+            print_json({**summary.to_dict(), "stereo_vs_truth": truth, "terrain_learning": learning,
+                        "detections": {k: v for k, v in seen.items() if k != "first_warning"}})
         if args.viewer_hold:
             hold(viewer, "demo")
     return 0 if summary.used else 1

@@ -29,6 +29,7 @@ def test_demo_with_viewer_prints_the_url_and_exits(tmp_path, capsys):
     err = capsys.readouterr().err
     assert rc == 0, err
     assert "live viewer on http://127.0.0.1:" in err
+    assert "detections: " in err and "per frame" in err  # every stage ran, detection included
 
 
 def test_demo_viewer_port_in_use_is_a_clear_error(tmp_path, capsys):
