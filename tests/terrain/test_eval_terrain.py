@@ -34,3 +34,15 @@ def test_eval_terrain_prints_the_contract_json(tmp_path):
     assert out["stereo_range_m"] == 12.0 and out["ms_per_frame"] > 0
     assert (tmp_path / "terrain_learning_curve.png").stat().st_size > 1000
     assert (tmp_path / "terrain_maps.png").stat().st_size > 1000
+
+
+def test_eval_terrain_with_the_long_range_on_every_other_frame(tmp_path):
+    params = tmp_path / "params.yaml"
+    params.write_text("/**:\n  ros__parameters:\n    terrain:\n      every_n_frames: 2\n")
+    cmd = [sys.executable, "-m", "perception", "eval", "terrain", "--seeds", "5", "--frames", "8",
+           "--size", "320x240", "--json", "--params", str(params)]
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["long_range_every_n_frames"] == 2
+    assert 0.0 <= out["far_acc"] <= 1.0 and 0.0 <= out["map_cell_acc_100m"] <= 1.0 and out["ms_per_frame"] > 0
