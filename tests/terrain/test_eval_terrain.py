@@ -39,7 +39,7 @@ def test_eval_terrain_prints_the_contract_json(tmp_path):
 def test_eval_terrain_with_the_long_range_on_every_other_frame(tmp_path):
     params = tmp_path / "params.yaml"
     params.write_text("/**:\n  ros__parameters:\n    terrain:\n      every_n_frames: 2\n")
-    cmd = [sys.executable, "-m", "perception", "eval", "terrain", "--seeds", "5", "--frames", "8",
+    cmd = [sys.executable, "-m", "perception", "eval", "terrain", "--seeds", "5", "--frames", "12",
            "--size", "320x240", "--json", "--params", str(params)]
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
