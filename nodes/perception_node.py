@@ -82,6 +82,7 @@ STAGE_NEEDED_BY = {
 }
 #: PipelineConfig sections the core reads on every frame (changed in place, nothing restarted)
 LIVE_SECTIONS = {"disparity"}
+INFO_WAIT_S = 1.0  # longest wait for a frame's first camera_info before the frame is dropped (counted)
 _REL = "/__perception_relative__"  # namespace handed to write_result; stripped again by RosWriter
 
 
@@ -186,6 +187,7 @@ class _PerceptionNodeMixin:
         tolerance_ns = int(float(p("sync_tolerance_ms").value) * 1e6)
         self.sync = StereoSync(tolerance_ns, int(p("sync_queue_size").value), stereo=not self.mono)
         self._sync_lock = threading.Lock()
+        self._info_arrived = threading.Condition(self._sync_lock)
         self._queue: deque = deque()
         self._queue_size = int(p("frame_queue").value)
         self._cv = threading.Condition()
@@ -333,6 +335,8 @@ class _PerceptionNodeMixin:
                 return
             with self._sync_lock:
                 events = self.sync.add(kind, stamp, (topic, msg))
+                if kind.endswith("_info"):
+                    self._info_arrived.notify_all()
             for event in events:
                 if event.ok:
                     self._enqueue(event)
@@ -432,11 +436,15 @@ class _PerceptionNodeMixin:
 
     def _info(self, event, side: str):
         """The camera_info message of one side of a pair: the synchroniser's, else (the info callback ran after
-        the images') the one stored by now for that stamp."""
+        the images') the one stored for that stamp, waiting up to INFO_WAIT_S for it: camera_info and the image
+        come from separate writers, so the very first image may arrive before any camera_info."""
         found = getattr(event, f"{side}_info")
         if found is None:
-            with self._sync_lock:
-                found = self.sync.infos[side].lookup(getattr(event, f"{side}_stamp_ns") or event.stamp_ns)
+            stamp = getattr(event, f"{side}_stamp_ns") or event.stamp_ns
+            with self._info_arrived:
+                self._info_arrived.wait_for(lambda: self.sync.infos[side].lookup(stamp) is not None or self._stop,
+                                            timeout=INFO_WAIT_S)
+                found = self.sync.infos[side].lookup(stamp)
         if found is None:
             raise InputError("no camera_info received yet", subject=self.input_topics[f"{side}_info"])
         return found[1]

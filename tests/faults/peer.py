@@ -176,7 +176,13 @@ def run_restart(s: Session) -> dict:
     out["ready_1"] = s.ready()
     if not out["ready_1"]:
         return {**out, "error": "the first node did not discover the peer within 60 s"}
-    out["before_kill_attempts"] = s.send_until_out(BASE)
+    # the very first frame with its camera_info published after the images (separate writers: any order):
+    # processed, not dropped (the node waits for the first camera_info, INFO_WAIT_S)
+    s.send(BASE, kinds=("left", "right"))
+    s.c.spin_until(lambda: False, 0.3)  # the scenario: camera_info 0.3 s after its images (not synchronisation)
+    s.send(BASE, kinds=("left_info", "right_info"))
+    out["first_frame_info_after_images"] = s.got(BASE, 15.0)
+    out["before_kill_attempts"] = 1 if out["first_frame_info_after_images"] else s.send_until_out(BASE)
     out["sent"].append(BASE)
     first.send_signal(signal.SIGKILL)  # mid-stream: no shutdown, no goodbye to DDS
     out["killed_exit"] = first.wait(timeout=15)

@@ -24,6 +24,7 @@ def restart(namespace_runner, euroc, tmp_path_factory):  # noqa: F811
 
 def test_the_first_node_works_and_dies_by_sigkill(restart):
     assert restart["ready_1"] and restart["before_kill_attempts"] > 0
+    assert restart["first_frame_info_after_images"]  # its camera_info came after the images: waited for
     assert restart["killed_exit"] == -signal.SIGKILL
 
 

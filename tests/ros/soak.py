@@ -203,7 +203,7 @@ class Soak:
         self.rec.extra.append({k: s.get(k, float("nan")) for k in ("VmHWM", "Threads", "fds")})
 
     def send(self, frame) -> None:
-        from perception.frame import Pose
+        from perception.frame import Header, Pose
         from perception.io import messages as M
 
         i = self.rec.n
@@ -211,7 +211,8 @@ class Soak:
         t = self.templates[frame.index % len(self.templates)]
         x = self.args.speed * (frame.header.stamp_ns - self.t0_stamp) / 1e9  # straight ahead along odom x
         pose = Pose(position=np.array([x, 0.0, 0.0]), orientation=np.array([0.0, 0.0, 0.0, 1.0]))
-        data = {"odom": self.convert.encode(M.odometry_to_msg(frame.header, pose))}
+        odom_header = Header(frame.header.stamp_ns, "odom")  # odom -> base_link (REP-105), at the frame's stamp
+        data = {"odom": self.convert.encode(M.odometry_to_msg(odom_header, pose))}
         for kind in ("left_info", "right_info", "left", "right"):
             data[kind] = self.convert.encode(dataclasses.replace(t[kind], header=hdr))
         self.rec.t_pub[i] = time.monotonic()

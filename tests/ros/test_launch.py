@@ -13,7 +13,7 @@ from tests.conftest import REPO
 
 LAUNCH = REPO / "launch"
 FILES = sorted(LAUNCH.glob("*.launch.py"))
-EXPECTED = {"perception.launch.py", "stereo.launch.py", "terrain.launch.py", "replay.launch.py"}
+EXPECTED = {"perception.launch.py", "stereo.launch.py", "terrain.launch.py", "detect.launch.py", "replay.launch.py"}
 
 
 def _calls(tree: ast.AST, name: str) -> list[ast.Call]:
