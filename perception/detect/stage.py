@@ -38,7 +38,8 @@ class DetectConfig:
     nms_iou: float = param(0.5, "non-maximum suppression IoU (class-aware)", 0.05, 1.0)
     max_range: float = param(80.0, "detections ranged beyond this are kept without a position, m", 1.0, 1000.0)
     drop_implausible_range: bool = param(True, "no position for detections whose size does not fit the class")
-    threads: int = param(0, "ONNX Runtime threads (0: its default)", 0, 256)
+    threads: int = param(1, "ONNX Runtime intra-op threads (0: one per core; 1, measured best: the pipeline "
+                            "already runs two frames on two threads, docs/performance.md)", 0, 64)
 
     def __post_init__(self) -> None:
         validate_config(self)

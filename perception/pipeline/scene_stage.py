@@ -25,7 +25,8 @@ class SceneStageConfig:
 
     enabled: bool = param(True, "run scene parsing (scene/class_mask, scene/color_mask, fused map)")
     backend: str = param("auto", "inference backend", choices=("auto", "onnxruntime", "tensorrt"))
-    threads: int = param(0, "ONNX Runtime intra-op threads (0: ONNX Runtime decides)", 0, 64)
+    threads: int = param(1, "ONNX Runtime intra-op threads (0: one per core; 1, measured best: the pipeline "
+                            "already runs two frames on two threads, docs/performance.md)", 0, 64)
     to_map: bool = param(True, "add scene costs to the fused map (map/costmap)")
     map_range_m: float = param(30.0, "farthest ground distance a scene pixel is mapped to, m", 1.0, 200.0)
     map_step: int = param(8, "every n-th pixel (rows and columns) goes to the map", 1, 64)

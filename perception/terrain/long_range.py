@@ -45,7 +45,8 @@ class LongRangeConfig:
     learn: bool = param(True, "learn online from the stereo labels (false: keep the default weights)")
     backend: str = param("auto", "inference backend of the feature net", choices=("auto", "onnxruntime", "tensorrt"))
     precision: str = param("fp32", "feature net precision", choices=("fp32", "fp16", "int8"))
-    threads: int = param(0, "ONNX Runtime intra-op threads (0: ONNX Runtime decides)", 0, 64)
+    threads: int = param(1, "ONNX Runtime intra-op threads (0: one per core; 1, measured best: the pipeline "
+                            "already runs two frames on two threads, docs/performance.md)", 0, 64)
     min_label_confidence: float = param(0.05, "stereo windows with a lower label confidence do not train", 0.0, 1.0)
     image_step: int = param(2, "the class image is computed every n-th pixel and upsampled", 1, 8)
     every_n_frames: int = param(1, "run the long range (bands, feature net, learning, terrain/classes) on every "
