@@ -10,7 +10,8 @@ Per size, a few distinct synthetic frames are rendered first (never timed) and c
 Then, per size, the full pipeline once more as the product runs it, overlapped (`overlap` frames started ahead in
 a second thread, `measure.time_stream`): `fps_<width>` and the latencies are that stream's; the frame-by-frame
 numbers stay under `sizes.<size>.sequential`, and `stages_ms` are the frame-by-frame stage times (where the time
-goes, without the other thread's share of the cores).
+goes, without the other thread's share of the cores). A second stream runs the long range on every `far_every`-th
+frame only (`terrain.every_n_frames`; same accuracy, docs/terrain.md): `long_range_every_n.fps_<width>`.
 
 Then the full pipeline and the baseline on the real EuRoC stereo bag (raw 752x480 mono8, so rectification runs),
 when $PERCEPTION_DATA has it. Every pipeline gets `warmup` untimed frames first.
@@ -18,7 +19,6 @@ when $PERCEPTION_DATA has it. Every pipeline gets `warmup` untimed frames first.
 from __future__ import annotations
 
 import dataclasses
-import sys
 import tempfile
 from pathlib import Path
 
@@ -84,13 +84,24 @@ def _run_size(frames, n, warmup, pipelines, desc, progress) -> dict:
     return {name: t.summary() for name, t in timings.items()}
 
 
+def _stream(config, rendered, frames: int, warmup: int, overlap: int, desc: str, progress: bool) -> dict:
+    from perception.pipeline import Pipeline
+
+    pipeline = Pipeline(config)
+    try:
+        return time_stream(pipeline, cycle(rendered, frames + warmup), warmup=warmup, depth=overlap,
+                           total=frames + warmup, desc=desc, progress=progress)
+    finally:
+        pipeline.close()
+
+
 def _key(size: str) -> str:
     return f"fps_{parse_size(size)[0]}"
 
 
 def bench_pipeline(*, frames: int = 50, warmup: int = 5, sizes=DEFAULT_SIZES, distinct: int = 8,
                    threads: int | None = None, euroc: bool = True, int8: bool = True, seed: int = 0,
-                   overlap: int = 1, progress: bool = True) -> dict:
+                   overlap: int = 1, far_every: int = 2, progress: bool = True) -> dict:
     """Run the benchmark; a JSON-ready dict (see docs/performance.md for every key)."""
     from perception.pipeline import Pipeline, PipelineConfig
 
@@ -108,9 +119,11 @@ def bench_pipeline(*, frames: int = 50, warmup: int = 5, sizes=DEFAULT_SIZES, di
     main = MAIN_SIZE if MAIN_SIZE in sizes else sizes[-1]
     config = with_threads(PipelineConfig(), threads)
     base_config = baseline_config(config)
+    far_config = dataclasses.replace(config, terrain=dataclasses.replace(config.terrain, every_n_frames=far_every))
     out: dict = {"frames": frames, "warmup": warmup, "distinct_frames": distinct, "sizes": {}, "main_size": main,
                  "threads": threads if threads is not None else 0, "cores": cores(), "overlap": overlap,
-                 "baseline": {"name": BASELINE_NAME, "sizes": {}}}
+                 "baseline": {"name": BASELINE_NAME, "sizes": {}},
+                 "long_range_every_n": {"every_n_frames": far_every}}
     int8_engines: dict = {}
     tmp = tempfile.TemporaryDirectory(prefix="perception-bench-")
     try:
@@ -131,15 +144,14 @@ def bench_pipeline(*, frames: int = 50, warmup: int = 5, sizes=DEFAULT_SIZES, di
             finally:
                 for p in pipelines.values():
                     p.close()
-            stream = Pipeline(config)
-            try:
-                streamed = time_stream(stream, cycle(rendered, frames + warmup), warmup=warmup, depth=overlap,
-                                       total=frames + warmup, desc=f"bench {size} overlapped", progress=progress)
-            finally:
-                stream.close()
+            streamed = _stream(config, rendered, frames, warmup, overlap, f"bench {size} overlapped", progress)
+            slow_far = _stream(far_config, rendered, frames, warmup, overlap,
+                               f"bench {size} overlapped, long range every {far_every}", progress)
             out["sizes"][size] = {**streamed, "stages_ms_overlapped": streamed.pop("stages_ms"),
-                                  "stages_ms": runs["full"]["stages_ms"], "sequential": runs["full"]}
+                                  "stages_ms": runs["full"]["stages_ms"], "sequential": runs["full"],
+                                  "long_range_every_n": slow_far}
             out[_key(size)] = streamed["fps"]
+            out["long_range_every_n"][_key(size)] = slow_far["fps"]
             out["baseline"]["sizes"][size] = runs["baseline"]
             out["baseline"][_key(size)] = runs["baseline"]["fps"]
             if size == main:

@@ -25,6 +25,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-euroc", action="store_true", help="skip the real-frame (EuRoC bag) part")
     parser.add_argument("--no-int8", action="store_true", help="skip the INT8 part")
     parser.add_argument("--seed", type=int, default=0, help="synthetic world seed (default 0)")
+    parser.add_argument("--far-every", type=int, default=2, metavar="N",
+                        help="the second overlapped stream runs the long range on every N-th frame (default 2)")
     parser.add_argument("--overlap", type=int, default=1, metavar="N",
                         help="frames started ahead in a second thread, as replay and the node run (default 1; 0: "
                              "one frame at a time)")
@@ -46,10 +48,12 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("must be at least 1", subject="--threads")
     if args.overlap < 0:
         raise InputError("must not be negative", subject="--overlap")
+    if args.far_every < 1:
+        raise InputError("must be at least 1", subject="--far-every")
     sizes = [s.strip() for s in args.sizes.split(",") if s.strip()]
     result = bench_pipeline(frames=args.frames, warmup=args.warmup, sizes=sizes, distinct=args.distinct,
                             threads=args.threads, euroc=not args.no_euroc, int8=not args.no_int8, seed=args.seed,
-                            overlap=args.overlap)
+                            overlap=args.overlap, far_every=args.far_every)
     if args.json:
         print_json(result)
         return 0
@@ -62,7 +66,9 @@ def text(r: dict) -> str:
     lines = [f"backend {r['backend']}, precision {r['precision']}, cores {r['cores']}, threads {r['threads'] or 'auto'}"]
     for size, s in r["sizes"].items():
         b = r["baseline"]["sizes"][size]
-        lines.append(f"{size}: {s['fps']:.2f} frames/s overlapped ({s['sequential']['fps']:.2f} one at a time), "
+        lines.append(f"{size}: {s['fps']:.2f} frames/s overlapped ({s['sequential']['fps']:.2f} one at a time, "
+                     f"{s['long_range_every_n']['fps']:.2f} with the long range every "
+                     f"{r['long_range_every_n']['every_n_frames']} frames), "
                      f"p50 {s['latency_p50_ms']:.1f} ms, p99 {s['latency_p99_ms']:.1f} ms"
                      f"  (baseline {b['fps']:.2f} frames/s)")
     lines.append(f"stages at {r['main_size']} (mean ms): " + ", ".join(f"{k} {v:.1f}" for k, v in r["stages_ms"].items()))

@@ -37,6 +37,8 @@ def test_bench_json_has_the_contract_keys(capsys):
     sequential = r["sizes"]["640x480"]["sequential"]
     assert sequential["frames"] == 2 and sequential["stages_ms"] == r["stages_ms"]
     assert {"detect", "track"} <= set(r["stages_ms"])
+    slow_far = r["long_range_every_n"]
+    assert slow_far["every_n_frames"] == 2 and slow_far["fps_640"] > 0 and slow_far["fps_320"] > 0
 
     base = r["baseline"]
     _positive(base, "fps_320", "fps_640", "latency_p50_ms")
