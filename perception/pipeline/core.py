@@ -239,14 +239,11 @@ class Pipeline:
     def _detect(self, result: FrameResult, T_base_camera: np.ndarray) -> None:
         if self.detect is None:
             return
-        disparity = result.disparity.disparity if result.disparity is not None else None
-        measured = result.work.get("detect")
-        if measured is None:
-            measured = self.detect.measure(result.frame, disparity)
-        out = self.detect.track(result.frame, measured, T_base_camera)
+        out = self.detect.track(result.frame, result.work["detect"], T_base_camera)
         result.detections = out
         # "track": stereo ranging, tracking, warnings and footprints
-        for name, ms in (("detect", out.timings["detect_ms"]), ("track", out.timings["range_ms"] + out.timings["track_ms"])):
+        for name, ms in (("detect", out.timings["detect_ms"]),
+                         ("track", out.timings["range_ms"] + out.timings["track_ms"])):
             result.timings_ms[name] = ms
             self.times.add(name, ms)
 
@@ -262,8 +259,6 @@ class Pipeline:
 
     def _terrain(self, result: FrameResult) -> None:
         frame, disp, stage = result.frame, result.disparity, self.terrain
-        if "points" not in result.work:
-            self._fit_ground(result)
         w = result.work
         ground, labels = stage.near(w["points"], w["confidence"], frame.left_info, fit=w["ground_fit"])
         for name, ms in (("ground", ground.ms), ("labels", labels.ms)):
