@@ -133,7 +133,7 @@ def run_pipeline(args) -> dict:
     from perception.io.qos import LATCHED_QOS, RELIABLE_QOS
     from perception.sources.bag_reader import open_bag
     from perception_nodes import convert
-    from perception_nodes.perception_node import DETECTIONS_FALLBACK, DETECTIONS_TYPE, OUTPUT_TYPES
+    from perception_nodes.outputs import DETECTIONS_FALLBACK, DETECTIONS_TYPE, OUTPUT_TYPES
 
     out: dict = {"timings_s": {}}
     t_start = time.monotonic()
@@ -400,7 +400,6 @@ def run_startup(args) -> dict:
 def _lazy(c: Checker, args) -> dict:
     """With nobody subscribed to any output, a frame is not processed (`lazy`, on by default)."""
     from perception import topics as T
-    from perception.io import messages as M
     from perception.io.qos import RELIABLE_QOS
     from perception.sources.bag_reader import open_bag
     from perception_nodes import convert

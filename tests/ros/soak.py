@@ -90,7 +90,7 @@ class Soak:
         from perception.bench.frames import cycle, synthetic_frames
         from perception.io.qos import LATCHED_QOS, RELIABLE_QOS
         from perception_nodes import convert
-        from perception_nodes.perception_node import DETECTIONS_FALLBACK, DETECTIONS_TYPE, OUTPUT_TYPES
+        from perception_nodes.outputs import DETECTIONS_FALLBACK, DETECTIONS_TYPE, OUTPUT_TYPES
 
         self.args, self.T, self.convert = args, T, convert
         self.rec = NodeRecorder(args.frames, args.every)

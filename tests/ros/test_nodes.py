@@ -57,7 +57,7 @@ def expected(bag):
     from perception.pipeline import Pipeline
     from perception.pipeline.outputs import write_result
     from perception.sources.bag import BagSource
-    from perception_nodes.perception_node import _REL, RosWriter
+    from perception_nodes.outputs import REL_NAMESPACE, RosWriter
 
     class Capture:
         def __init__(self):
@@ -79,7 +79,7 @@ def expected(bag):
                 result = pipeline.process(frame)
                 assert result.ok, result.error
                 cap = Capture()
-                write_result(RosWriter(cap), result, namespace=_REL, copy_inputs=False)
+                write_result(RosWriter(cap), result, namespace=REL_NAMESPACE, copy_inputs=False)
                 entry = {}
                 for topic, msg in cap.msgs.items():
                     h = msg.header
