@@ -49,3 +49,12 @@ def data_dir() -> Path:
     if not path.is_dir():
         pytest.skip(f"PERCEPTION_DATA={value} is not a folder")
     return path
+
+
+@pytest.fixture(scope="session")
+def euroc_bag(data_dir) -> Path:
+    """The real EuRoC stereo bag of the shared data (ROS 2, MCAP), or skip."""
+    path = data_dir / "euroc_stereo_bag"
+    if not path.is_dir():
+        pytest.skip(f"{path} is missing")
+    return path

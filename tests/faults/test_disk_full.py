@@ -48,14 +48,6 @@ def small_fs(tmp_path_factory):
     return run
 
 
-@pytest.fixture(scope="module")
-def euroc(data_dir):
-    path = data_dir / "euroc_stereo_bag"
-    if not path.is_dir():
-        pytest.skip(f"{path} is missing")
-    return path
-
-
 def _input_stamps(bag: Path) -> list[int]:
     from perception.sources.bag import BagSource
 
@@ -88,13 +80,13 @@ def _metadata_counts(bag: Path) -> dict[str, int]:
 
 
 @pytest.mark.parametrize("suffix", [".mcap", ".db3"], ids=["mcap", "sqlite3"])
-def test_replay_into_a_full_disk_stops_clearly_and_keeps_what_was_written(small_fs, euroc, tmp_path, suffix):
+def test_replay_into_a_full_disk_stops_clearly_and_keeps_what_was_written(small_fs, euroc_bag, tmp_path, suffix):
     saved = tmp_path / "saved"
     saved.mkdir()
     script = ('out="$1/out$4"\n'
               '"$2" -m perception replay "$3" --out "$out"\nrc=$?\n'
               'cp -a "$out" "$5/" || exit 98\nexit $rc\n')
-    r = small_fs(script, sys.executable, str(euroc), suffix, str(saved))
+    r = small_fs(script, sys.executable, str(euroc_bag), suffix, str(saved))
     assert r.returncode not in (97, 98), f"setup failed (rc {r.returncode}):\n{r.stderr[-2000:]}"
     out_file = f"out{suffix}/out_0{suffix}"
 
@@ -112,7 +104,7 @@ def test_replay_into_a_full_disk_stops_clearly_and_keeps_what_was_written(small_
     assert counts == _metadata_counts(bag)
 
     # the complete frames are a prefix of the input frames; only the frame being written may be partial
-    inputs = _input_stamps(euroc)
+    inputs = _input_stamps(euroc_bag)
     assert set(frames) <= set(inputs)
     all_topics = frames[inputs[0]]
     assert {"/perception/left/image_rect", "/perception/disparity", "/perception/map/costmap"} <= all_topics

@@ -12,14 +12,14 @@ import signal
 
 import pytest
 
-from tests.faults.test_sync_faults import euroc, run_peer  # noqa: F401 - the shared fixture and runner
+from tests.faults.test_sync_faults import run_peer
 
 pytestmark = [pytest.mark.ros, pytest.mark.data]
 
 
 @pytest.fixture(scope="module")
-def restart(namespace_runner, euroc, tmp_path_factory):  # noqa: F811
-    return run_peer(namespace_runner, tmp_path_factory.mktemp("restart"), "restart", euroc, timeout=240)
+def restart(namespace_runner, euroc_bag, tmp_path_factory):
+    return run_peer(namespace_runner, tmp_path_factory.mktemp("restart"), "restart", euroc_bag, timeout=240)
 
 
 def test_the_first_node_works_and_dies_by_sigkill(restart):

@@ -9,15 +9,13 @@ frame's disparity arrives. Reduced form: 400 synthetic frames; 4 EuRoC frames ov
 """
 from __future__ import annotations
 
-import json
-import subprocess
-import time
 from collections import Counter
 
 import numpy as np
 import pytest
 
 from perception.sources.sync import StereoSync
+from tests.ros.conftest import run_peer as ros_peer
 
 MS = 1_000_000
 PERIOD = 50 * MS
@@ -103,35 +101,14 @@ def test_one_side_gone_for_a_while_then_back():
 
 
 # --- through the node over DDS ----------------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def euroc(data_dir):
-    path = data_dir / "euroc_stereo_bag"
-    if not path.is_dir():
-        pytest.skip(f"{path} is missing")
-    return path
-
-
 def run_peer(namespace_runner, tmp, scenario, bag, timeout=200):
-    """Run tests/faults/peer.py SCENARIO in a private network namespace; its JSON result (fails with the node log)."""
-    out, log = tmp / f"{scenario}.json", tmp / f"{scenario}-node.log"
-    t0 = time.monotonic()
-    try:
-        r = namespace_runner(["-m", "tests.faults.peer", scenario, "--bag", str(bag), "--out", str(out),
-                              "--node-log", str(log), "--tmp", str(tmp)], timeout=timeout)
-    except subprocess.TimeoutExpired:
-        pytest.fail(f"{scenario}: no result within {timeout} s\n" + (log.read_text()[-4000:] if log.exists() else ""))
-    node_log = log.read_text()[-4000:] if log.exists() else ""
-    assert out.exists(), f"peer wrote nothing (rc {r.returncode}):\n{r.stdout[-2000:]}\n{r.stderr[-2000:]}\n{node_log}"
-    result = json.loads(out.read_text())
-    assert "error" not in result, f"{result['error']}\n--- node log ---\n{node_log}"
-    result["_wall_s"] = round(time.monotonic() - t0, 2)
-    result["_node_log"] = node_log
-    return result
+    """tests/faults/peer.py SCENARIO on the bag in a private network namespace (tests.ros.conftest.run_peer)."""
+    return ros_peer(namespace_runner, "tests.faults.peer", tmp, scenario, "--bag", str(bag), timeout=timeout)
 
 
 @pytest.mark.ros
-def test_the_node_pairs_what_it_can_and_counts_the_rest(namespace_runner, euroc, tmp_path):
-    r = run_peer(namespace_runner, tmp_path, "sync", euroc)
+def test_the_node_pairs_what_it_can_and_counts_the_rest(namespace_runner, euroc_bag, tmp_path):
+    r = run_peer(namespace_runner, tmp_path, "sync", euroc_bag)
     d = r["diagnostics"]
     # camera_info late: the frame without one is counted under that reason, the next frame (with it) goes through
     assert r["no_info_counted"] and not r["no_info_output"], d
