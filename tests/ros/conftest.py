@@ -67,20 +67,22 @@ def namespace_runner(rclpy_available):
     return run
 
 
-def run_peer(namespace_runner, module: str, tmp, scenario: str, *args: str, timeout: float = 240) -> dict:
-    """Run the peer program `module` (tests.ros.checker, tests.faults.peer) for SCENARIO in a private network
-    namespace, with the node's log in TMP; its JSON result, with `_wall_s` and the tail of the node log in
-    `_node_log`. Fails the test with the node log when the peer reports an error or writes nothing."""
+def run_peer(namespace_runner, module: str, tmp, scenario: str | None, *args: str, timeout: float = 240) -> dict:
+    """Run the peer program `module` (tests.ros.checker, tests.faults.peer, tests.ros.soak) for SCENARIO (None:
+    a program without scenarios) in a private network namespace, with the node's log in TMP; its JSON result, with
+    `_wall_s` and the tail of the node log in `_node_log`. Fails the test with the node log when the peer reports an
+    error or writes nothing."""
     import json
     import time
 
-    out, log = tmp / f"{scenario}.json", tmp / f"{scenario}-node.log"
+    name = scenario or module.rsplit(".", 1)[-1]
+    out, log = tmp / f"{name}.json", tmp / f"{name}-node.log"
     t0 = time.monotonic()
     try:
-        r = namespace_runner(["-m", module, scenario, "--out", str(out), "--node-log", str(log), "--tmp", str(tmp),
-                              *args], timeout=timeout)
+        r = namespace_runner(["-m", module, *([scenario] if scenario else []), "--out", str(out), "--node-log",
+                              str(log), "--tmp", str(tmp), *args], timeout=timeout)
     except subprocess.TimeoutExpired:
-        pytest.fail(f"{scenario}: no result within {timeout} s\n--- node log ---\n"
+        pytest.fail(f"{name}: no result within {timeout} s\n--- node log ---\n"
                     + (log.read_text()[-4000:] if log.exists() else ""))
     node_log = log.read_text()[-4000:] if log.exists() else ""
     assert out.exists(), f"{module} wrote nothing (rc {r.returncode}):\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}\n{node_log}"

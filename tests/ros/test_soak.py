@@ -23,10 +23,10 @@ Bounds, and why:
 from __future__ import annotations
 
 import json
-import subprocess
-import time
 
 import pytest
+
+from tests.ros.conftest import run_peer
 
 pytestmark = [pytest.mark.ros]
 
@@ -37,21 +37,9 @@ TIMEOUT_S = 240
 @pytest.fixture(scope="module")
 def soak(namespace_runner, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("soak")
-    out, log = tmp / "soak.json", tmp / "soak-node.log"
-    t0 = time.monotonic()
-    try:
-        r = namespace_runner(["-m", "tests.ros.soak", "--frames", str(FRAMES), "--every", str(EVERY), "--size", SIZE,
-                              "--distinct", "4", "--out", str(out), "--plot", str(tmp / "soak.png"),
-                              "--node-log", str(log), "--tmp", str(tmp), "--budget-s", str(TIMEOUT_S - 30)],
-                             timeout=TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        pytest.fail(f"soak: no result within {TIMEOUT_S} s\n" + (log.read_text()[-4000:] if log.exists() else ""))
-    node_log = log.read_text()[-4000:] if log.exists() else ""
-    assert out.exists(), f"soak wrote nothing (rc {r.returncode}):\n{r.stdout[-2000:]}\n{r.stderr[-2000:]}\n{node_log}"
-    result = json.loads(out.read_text())
-    assert "error" not in result, f"{result['error']}\n--- node log ---\n{node_log}"
-    result["_wall_s"] = round(time.monotonic() - t0, 2)
-    result["_node_log"] = node_log
+    result = run_peer(namespace_runner, "tests.ros.soak", tmp, None, "--frames", str(FRAMES), "--every", str(EVERY),
+                      "--size", SIZE, "--distinct", "4", "--plot", str(tmp / "soak.png"),
+                      "--budget-s", str(TIMEOUT_S - 30), timeout=TIMEOUT_S)
     result["_plot"] = tmp / "soak.png"
     return result
 
