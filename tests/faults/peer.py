@@ -10,15 +10,13 @@ delivery, pairing and process life, not about the stages. Every wait is on a mes
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import signal
 import subprocess
 import time
-import traceback
 from pathlib import Path
 
-from tests.ros.checker import NS, REPO, Checker, _restamped, default_sigint, node_command
+from tests.ros.checker import NS, REPO, Checker, _restamped, default_sigint, node_command, report
 
 TOPICS = {"left": "left/image_raw", "right": "right/image_raw", "left_info": "left/camera_info",
           "right_info": "right/camera_info"}
@@ -216,17 +214,15 @@ def main() -> int:
     ap.add_argument("--node-log", required=True)
     ap.add_argument("--tmp", default="/tmp")
     args = ap.parse_args()
-    session = None
-    try:
+
+    def run() -> dict:
         session = Session(args)
-        result = (run_sync if args.scenario == "sync" else run_restart)(session)
-    except Exception:  # noqa: BLE001 - reported to the test as data
-        result = {"error": traceback.format_exc()}
-    finally:
-        if session is not None:
+        try:
+            return (run_sync if args.scenario == "sync" else run_restart)(session)
+        finally:
             session.close()
-    Path(args.out).write_text(json.dumps(result, indent=1, default=str))
-    return 0
+
+    return report(args.out, run)
 
 
 if __name__ == "__main__":

@@ -442,11 +442,17 @@ def main() -> int:
     ap.add_argument("--node-log", required=True)
     ap.add_argument("--tmp", default="/tmp")
     args = ap.parse_args()
+    return report(args.out, lambda: run_pipeline(args) if args.scenario == "pipeline" else run_startup(args))
+
+
+def report(out_path, run) -> int:
+    """`run()`'s result, or its traceback as {"error": ...}, written as JSON to `out_path`: what a peer program
+    hands to its test (tests.ros.conftest.run_peer)."""
     try:
-        result = run_pipeline(args) if args.scenario == "pipeline" else run_startup(args)
+        result = run()
     except Exception:  # noqa: BLE001 - reported to the test as data
         result = {"error": traceback.format_exc()}
-    Path(args.out).write_text(json.dumps(result, indent=1, default=str))
+    Path(out_path).write_text(json.dumps(result, indent=1, default=str))
     return 0
 
 

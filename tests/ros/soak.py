@@ -33,17 +33,15 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import os
 import signal
 import subprocess
 import time
-import traceback
 from pathlib import Path
 
 import numpy as np
 
-from tests.ros.checker import NS, REPO, Checker, default_sigint, node_command, stamp_of
+from tests.ros.checker import NS, REPO, Checker, default_sigint, node_command, report, stamp_of
 
 MS = 1_000_000
 PERIOD_NS = 100 * MS  # stamps: 10 Hz
@@ -365,17 +363,15 @@ def main() -> int:
         ap.error("--frames must be >= 2 and --every between 1 and --frames")
     args.budget_s = args.budget_s or 120.0 + 3.0 * args.frames
     args.node_log = args.node_log or str(Path(args.out).with_suffix(".node.log"))
-    soak = None
-    try:
+
+    def run() -> dict:
         soak = Soak(args)
-        result = soak.run()
-    except Exception:  # noqa: BLE001 - reported as data
-        result = {"error": traceback.format_exc()}
-    finally:
-        if soak is not None:
+        try:
+            return soak.run()
+        finally:
             soak.close()
-    Path(args.out).write_text(json.dumps(result, indent=1, default=str))
-    return 0
+
+    return report(args.out, run)
 
 
 if __name__ == "__main__":
